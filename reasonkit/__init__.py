@@ -1,0 +1,40 @@
+"""reasonkit: orchestrate LLM reasoning at inference time and train the small controllers that do it.
+
+Heavy parts (torch, transformers) are imported lazily: ``import reasonkit`` is cheap, and the names
+below resolve on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_LAZY: dict[str, str] = {
+    "Problem": "reasonkit.types",
+    "SamplingParams": "reasonkit.types",
+    "Completion": "reasonkit.types",
+    "Step": "reasonkit.types",
+    "Trace": "reasonkit.types",
+    "Cost": "reasonkit.types",
+    "LanguageModel": "reasonkit.backends.base",
+    "BackendError": "reasonkit.backends.base",
+    "CapabilityError": "reasonkit.backends.base",
+}
+
+__all__ = ["__version__", *sorted(_LAZY)]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'reasonkit' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

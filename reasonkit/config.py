@@ -1,0 +1,174 @@
+"""Config dataclasses -> command-line flags (and ``--config file.yaml``).
+
+Every trainer or runner in reasonkit has a config dataclass whose fields carry their help text in
+``field(metadata={"help": ...})`` and validate themselves in ``__post_init__``. :func:`parse_config`
+builds an argparse parser from such a class, reads an optional YAML file given with ``--config``
+and lets flags on the command line override it.
+
+Why not transformers' ``HfArgumentParser``: it would import transformers (seconds) for commands that
+never touch a language model (``reasonkit train-workspace``), and it does not merge YAML with flags.
+This module handles the field types reasonkit's configs use: str, int, float, bool, Optional[...],
+Literal[...] and tuple/list of str/int/float.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import types
+import typing
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+C = TypeVar("C")
+
+
+class ConfigError(ValueError):
+    """A config file or flag is wrong; the message names the field and the fix."""
+
+
+def _unwrap_optional(tp: Any) -> tuple[Any, bool]:
+    origin = typing.get_origin(tp)
+    if origin is typing.Union or origin is types.UnionType:
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(args) == 1:
+            return args[0], True
+    return tp, False
+
+
+def _parse_bool(text: str) -> bool:
+    low = text.strip().lower()
+    if low in {"1", "true", "yes", "y", "on"}:
+        return True
+    if low in {"0", "false", "no", "n", "off"}:
+        return False
+    raise argparse.ArgumentTypeError(f"expected a boolean (true/false), got {text!r}")
+
+
+def _field_kwargs(f: dataclasses.Field, tp: Any) -> dict[str, Any]:
+    tp, optional = _unwrap_optional(tp)
+    help_text = f.metadata.get("help", "")
+    kwargs: dict[str, Any] = {"help": help_text, "dest": f.name, "default": argparse.SUPPRESS}
+    origin = typing.get_origin(tp)
+    if tp is bool:
+        kwargs.update(type=_parse_bool, nargs="?", const=True, metavar="BOOL")
+    elif origin is typing.Literal:
+        choices = typing.get_args(tp)
+        kwargs.update(type=type(choices[0]), choices=choices)
+    elif origin in (tuple, list):
+        args = [a for a in typing.get_args(tp) if a is not Ellipsis]
+        kwargs.update(type=args[0] if args else str, nargs="*")
+    elif tp in (int, float, str):
+        kwargs.update(type=tp)
+    else:
+        kwargs.update(type=str)
+    if optional and kwargs.get("type") in (int, float):
+        inner = kwargs["type"]
+        kwargs["type"] = lambda s, inner=inner: None if s.lower() in {"none", "null"} else inner(s)
+    return kwargs
+
+
+def _default_repr(f: dataclasses.Field) -> str:
+    if f.default is not dataclasses.MISSING:
+        return repr(f.default)
+    if f.default_factory is not dataclasses.MISSING:
+        return repr(f.default_factory())
+    return "required"
+
+
+def build_parser(
+    cls: type, prog: str | None = None, description: str | None = None
+) -> argparse.ArgumentParser:
+    """An argparse parser with one ``--flag-name`` per dataclass field, plus ``--config FILE``."""
+    if not dataclasses.is_dataclass(cls):
+        raise TypeError(f"{cls!r} is not a dataclass")
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description=description or (cls.__doc__ or "").strip(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help="YAML file of field: value pairs; flags given on the command line override it",
+    )
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if not f.init or f.metadata.get("cli") is False:
+            continue
+        kwargs = _field_kwargs(f, hints[f.name])
+        kwargs["help"] = f"{kwargs['help']} (default: {_default_repr(f)})"
+        flags = [f"--{f.name.replace('_', '-')}"]
+        if "_" in f.name:
+            flags.append(f"--{f.name}")
+        for alias in f.metadata.get("aliases", ()):
+            flags.append(alias)
+        parser.add_argument(*flags, **kwargs)
+    return parser
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    import yaml
+
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file {p} does not exist; pass an existing YAML file to --config")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {p} is not valid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {p} must hold a mapping of field: value, got {type(data).__name__}")
+    return data
+
+
+def make_config(cls: type[C], values: dict[str, Any], source: str = "config") -> C:
+    """Build ``cls`` from ``values``, naming unknown fields and the valid ones when something is off."""
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise ConfigError(
+            f"{source}: unknown field(s) {unknown} for {cls.__name__}; valid fields: {sorted(names)}"
+        )
+    hints = typing.get_type_hints(cls)
+    coerced = {}
+    for key, value in values.items():
+        tp, _ = _unwrap_optional(hints[key])
+        if typing.get_origin(tp) in (tuple,) and isinstance(value, list):
+            value = tuple(value)
+        coerced[key] = value
+    try:
+        return cls(**coerced)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{source}: {exc}") from exc
+
+
+def parse_config(
+    cls: type[C],
+    argv: Sequence[str] | None = None,
+    prog: str | None = None,
+    description: str | None = None,
+) -> C:
+    """Parse ``argv`` into ``cls``: defaults, then ``--config`` YAML, then explicit flags."""
+    parser = build_parser(cls, prog=prog, description=description)
+    ns = vars(parser.parse_args(argv))
+    config_path = ns.pop("config", None)
+    values: dict[str, Any] = load_yaml(config_path) if config_path else {}
+    values.update(ns)
+    return make_config(cls, values, source=config_path or "command line")
+
+
+def config_to_dict(config: Any) -> dict[str, Any]:
+    """A config as plain JSON-able data (tuples become lists, paths strings)."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if isinstance(value, tuple):
+            value = list(value)
+        elif isinstance(value, Path):
+            value = str(value)
+        out[f.name] = value
+    return out

@@ -1,0 +1,1 @@
+"""Built-in task generators (the arith task of the embedded default)."""
