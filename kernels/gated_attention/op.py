@@ -97,7 +97,8 @@ def gated_attention(
     choice = resolve_impl(q, impl)
     if choice == "naive":
         return naive_gated_attention(q, k, v, gate, causal, scale, attention_mask)
-    if choice == "torch":
+    if choice == "torch" or q.dtype == torch.float64:
+        # float64 is for checking, not speed: flash kernels target 16/32-bit tensor-core dots.
         return sdpa_gated_attention(q, k, v, gate, causal, scale, attention_mask)
     from reasonkit.kernels.gated_attention.flash import flash_gated_attention
 
