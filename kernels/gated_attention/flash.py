@@ -17,7 +17,7 @@ from reasonkit.kernels.dispatch import triton_interpreting
 from reasonkit.kernels.gated_attention import flash_kernels as fk
 
 _INTERPRET = triton_interpreting()  # triton.jit decides interpretation at import time too
-_FIXED: dict[str, int] = {"BLOCK_M": 16, "BLOCK_N": 16} if _INTERPRET else {}
+_FIXED: dict[str, int] = {"BLOCK_M": 32, "BLOCK_N": 32} if _INTERPRET else {}
 
 
 def _configs(shapes: list[tuple[int, int, int, int]]) -> list[triton.Config]:

@@ -34,26 +34,24 @@ def naive_gated_attention(
     Tk, H_kv, Dv = k.shape[1], k.shape[2], v.shape[3]
     group = H // H_kv
     scale = D**-0.5 if scale is None else scale
+    kh = k.repeat_interleave(group, dim=2).transpose(1, 2)  # (B, H, Tk, D): kv head of each query head
+    vh = v.repeat_interleave(group, dim=2).transpose(1, 2)  # (B, H, Tk, Dv)
     key_pos = torch.arange(Tk, device=q.device)
     rows = []
     for i in range(Tq):
-        visible = torch.ones(B, Tk, dtype=torch.bool, device=q.device)  # (B, Tk)
+        visible = torch.ones(B, 1, Tk, dtype=torch.bool, device=q.device)  # (B, 1, Tk)
         if causal:
-            visible &= (key_pos <= i + Tk - Tq)[None, :]
+            visible &= key_pos <= i + Tk - Tq
         if attention_mask is not None:
-            visible &= attention_mask
-        heads = []
-        for h in range(H):
-            kh, vh = k[:, :, h // group], v[:, :, h // group]  # (B, Tk, D), (B, Tk, Dv)
-            s = torch.einsum("bd,bjd->bj", q[:, i, h], kh) * scale  # (B, Tk)
-            # Subtracting the max of the visible scores changes nothing mathematically; masked
-            # scores are replaced before exp so neither values nor gradients can become inf/NaN.
-            m = torch.where(visible, s, float("-inf")).amax(-1, keepdim=True).detach()
-            m = torch.where(torch.isfinite(m), m, torch.zeros_like(m))
-            p = torch.where(visible, torch.exp(torch.where(visible, s, m) - m), torch.zeros_like(s))
-            denom = p.sum(-1, keepdim=True)
-            denom = torch.where(denom > 0, denom, torch.ones_like(denom))
-            heads.append(torch.einsum("bj,bjd->bd", p / denom, vh))  # (B, Dv)
-        rows.append(torch.stack(heads, dim=1))  # (B, H, Dv)
+            visible &= attention_mask[:, None, :]
+        s = (kh @ q[:, i, :, :, None]).squeeze(-1) * scale  # (B, H, Tk)
+        # Subtracting the max of the visible scores changes nothing mathematically; masked scores
+        # are replaced before exp so neither values nor gradients can become inf/NaN.
+        m = torch.where(visible, s, float("-inf")).amax(-1, keepdim=True).detach()
+        m = torch.where(torch.isfinite(m), m, torch.zeros_like(m))
+        p = torch.where(visible, torch.exp(torch.where(visible, s, m) - m), torch.zeros_like(s))
+        denom = p.sum(-1, keepdim=True)
+        denom = torch.where(denom > 0, denom, torch.ones_like(denom))  # a row with no key gives 0
+        rows.append(((p / denom)[:, :, None, :] @ vh).squeeze(2))  # (B, H, Dv)
     o = torch.stack(rows, dim=1) if rows else q.new_zeros(B, 0, H, Dv)  # (B, Tq, H, Dv)
     return o * torch.sigmoid(gate)

@@ -1,0 +1,281 @@
+"""Gated softmax attention: every path against the naive float64 reference, decode steps, bad input.
+
+The Triton kernels run through ``TRITON_INTERPRET=1`` in a child pytest process (the interpreter is
+chosen when triton.jit decorates a kernel, so it must be set before the kernel module is imported
+and must not leak into other tests); ``test_triton_kernels_under_interpreter`` starts it.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from reasonkit.kernels import KernelError, gated_attention, gated_attention_step
+
+INTERPRETING = os.environ.get("TRITON_INTERPRET") == "1"
+interpreter_only = pytest.mark.skipif(
+    not INTERPRETING,
+    reason="runs in the TRITON_INTERPRET=1 child started by test_triton_kernels_under_interpreter",
+)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """These tensors are tiny: intra-op threads only add synchronisation cost on a busy machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def rel_rms(out: torch.Tensor, ref: torch.Tensor) -> float:
+    ref = ref.double()
+    return ((out.double() - ref).pow(2).mean().sqrt() / ref.pow(2).mean().sqrt().clamp_min(1e-30)).item()
+
+
+def make_inputs(
+    B: int = 2,
+    Tq: int = 63,
+    Tk: int = 63,
+    H: int = 4,
+    H_kv: int = 2,
+    D: int = 24,
+    Dv: int = 20,
+    headwise: bool = False,
+    dtype: torch.dtype = torch.float64,
+    seed: int = 0,
+) -> list[torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    shapes = [(B, Tq, H, D), (B, Tk, H_kv, D), (B, Tk, H_kv, Dv), (B, Tq, H, 1 if headwise else Dv)]
+    return [torch.randn(s, generator=gen, dtype=torch.float64).to(dtype).requires_grad_() for s in shapes]
+
+
+def padding_mask(B: int, Tk: int) -> torch.Tensor:
+    """Left padding of different lengths, plus one batch row with no key at all."""
+    mask = torch.ones(B, Tk, dtype=torch.bool)
+    mask[0, : Tk // 3] = False
+    if B > 1:
+        mask[-1] = False
+    return mask
+
+
+def outputs_and_grads(
+    inputs: list[torch.Tensor], seed: int = 1, **kwargs: object
+) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+    o = gated_attention(*inputs, **kwargs)  # type: ignore[arg-type]
+    do = torch.randn(o.shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64).to(o.dtype)
+    return o, torch.autograd.grad(o, inputs, do)
+
+
+_REFERENCES: dict[str, tuple[torch.Tensor, tuple[torch.Tensor, ...]]] = {}
+
+
+def reference(
+    inputs: list[torch.Tensor], key: str | None = None, **kwargs: object
+) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+    """Naive float64 output and gradients (memoised by case name: the loop is the slow part)."""
+    if key in _REFERENCES:
+        return _REFERENCES[key]
+    as64 = [t.detach().double().requires_grad_() for t in inputs]
+    result = outputs_and_grads(as64, impl="naive", **kwargs)
+    if key is not None:
+        _REFERENCES[key] = result
+    return result
+
+
+# Shapes: odd T, non-power-of-two dims, grouped-query heads, chunked prefill (Tq < Tk), Tq > Tk.
+CASES = {
+    "causal-gqa-elementwise": ({"Tq": 63, "Tk": 63}, {"causal": True}),
+    "causal-headwise-chunk": ({"Tq": 17, "Tk": 40, "H_kv": 1, "headwise": True}, {"causal": True}),
+    "causal-more-queries-than-keys": ({"Tq": 40, "Tk": 17, "H_kv": 4}, {"causal": True}),
+    "full-padded": ({"Tq": 33, "Tk": 45}, {"causal": False, "pad": True}),
+    "causal-padded-headwise": ({"Tq": 63, "Tk": 63, "headwise": True}, {"causal": True, "pad": True}),
+}
+
+
+def run_case(name: str, impl: str, dtype: torch.dtype, tol: float) -> None:
+    shape, opts = CASES[name]
+    inputs = make_inputs(dtype=dtype, **shape)  # type: ignore[arg-type]
+    kwargs: dict[str, object] = {"causal": opts["causal"], "scale": 0.3}
+    if opts.get("pad"):
+        kwargs["attention_mask"] = padding_mask(inputs[0].shape[0], inputs[1].shape[1])
+    ref_o, ref_grads = reference(inputs, name, **kwargs)
+    o, grads = outputs_and_grads(inputs, impl=impl, **kwargs)
+    assert o.dtype == dtype and torch.isfinite(o).all()
+    assert rel_rms(o, ref_o) < tol, f"{name} output"
+    for label, g, rg in zip(("dq", "dk", "dv", "dgate"), grads, ref_grads):
+        assert torch.isfinite(g).all(), f"{name} {label} has non-finite values"
+        assert rel_rms(g, rg) < tol, f"{name} {label}: {rel_rms(g, rg):.2e}"
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_torch_path_matches_reference_in_float64(name: str) -> None:
+    run_case(name, "torch", torch.float64, 1e-12)
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_torch_path_float32_relative_rms_below_1e5(name: str) -> None:
+    run_case(name, "torch", torch.float32, 1e-5)
+
+
+def test_reference_against_hand_computed_softmax() -> None:
+    # One query, two keys, one head: o = (e^{s1} v1 + e^{s2} v2) / (e^{s1} + e^{s2}) · σ(g).
+    q = torch.tensor([1.0, 2.0], dtype=torch.float64).view(1, 1, 1, 2)
+    k = torch.tensor([[0.5, -1.0], [2.0, 0.25]], dtype=torch.float64).view(1, 2, 1, 2)
+    v = torch.tensor([[3.0], [-1.0]], dtype=torch.float64).view(1, 2, 1, 1)
+    g = torch.tensor([0.7], dtype=torch.float64).view(1, 1, 1, 1)
+    s1, s2 = (0.5 - 2.0) / math.sqrt(2), (2.0 + 0.5) / math.sqrt(2)
+    want = (math.exp(s1) * 3.0 - math.exp(s2)) / (math.exp(s1) + math.exp(s2)) / (1 + math.exp(-0.7))
+    for impl in ("naive", "torch"):
+        assert gated_attention(q, k, v, g, causal=True, impl=impl).item() == pytest.approx(want, rel=1e-12)
+
+
+def test_causal_mask_is_bottom_right_aligned() -> None:
+    # Tq = 3 queries against Tk = 5 keys: query i sees keys 0 .. i + 2.
+    q, k, v, g = (t.detach() for t in make_inputs(B=1, Tq=3, Tk=5, H=2, H_kv=2, D=8, Dv=8))
+    base = gated_attention(q, k, v, g, impl="naive")
+    v2 = v.clone()
+    v2[:, 3] += 10.0
+    moved = gated_attention(q, k, v2, g, impl="naive")
+    assert torch.equal(moved[:, 0], base[:, 0])  # key 3 is in query 0's future
+    assert not torch.allclose(moved[:, 1], base[:, 1])  # and visible to query 1
+    torch.testing.assert_close(gated_attention(q, k, v, g, impl="torch"), base, rtol=1e-12, atol=1e-12)
+
+
+def test_rows_without_keys_are_zero_not_nan() -> None:
+    q, k, v, g = make_inputs(B=2, Tq=6, Tk=4, H=2, H_kv=1, D=8, Dv=8)
+    mask = torch.tensor([[True, True, True, True], [False, False, False, False]])
+    for impl in ("naive", "torch"):
+        o, grads = outputs_and_grads([q, k, v, g], impl=impl, attention_mask=mask)
+        assert torch.equal(o[1], torch.zeros_like(o[1]))  # no key kept at all
+        assert torch.equal(o[0, :2], torch.zeros_like(o[0, :2]))  # causal: queries 0, 1 precede key 0
+        assert all(torch.isfinite(t).all() for t in grads)
+        assert torch.equal(grads[3][1], torch.zeros_like(grads[3][1]))
+
+
+def test_decode_steps_equal_full_attention_with_left_padding() -> None:
+    B, T, prompt = 2, 9, 4
+    q, k, v, g = (t.detach() for t in make_inputs(B=B, Tq=T, Tk=T, H=4, H_kv=2, D=16, Dv=16))
+    mask = torch.ones(B, T, dtype=torch.bool)
+    mask[1, :2] = False  # second prompt is left-padded by two tokens
+    full = gated_attention(q, k, v, g, attention_mask=mask, impl="naive")
+    o, kc, vc = gated_attention_step(
+        q[:, :prompt],
+        k[:, :prompt],
+        v[:, :prompt],
+        g[:, :prompt],
+        attention_mask=mask[:, :prompt],
+        impl="torch",
+    )
+    outs = [o]
+    for t in range(prompt, T):
+        o, kc, vc = gated_attention_step(
+            q[:, t : t + 1],
+            k[:, t : t + 1],
+            v[:, t : t + 1],
+            g[:, t : t + 1],
+            kc,
+            vc,
+            mask[:, : t + 1],
+            impl="torch",
+        )
+        outs.append(o)
+    assert kc.shape == k.shape and torch.equal(kc, k) and torch.equal(vc, v)
+    torch.testing.assert_close(torch.cat(outs, dim=1), full, rtol=1e-12, atol=1e-12)
+
+
+def test_empty_sequences_give_zero_output() -> None:
+    q, k, v, g = (t.detach() for t in make_inputs(B=1, Tq=3, Tk=0, H=2, H_kv=2, D=8, Dv=8))
+    assert torch.equal(gated_attention(q, k, v, g), torch.zeros(1, 3, 2, 8, dtype=torch.float64))
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"q": (2, 5, 4)}, "4-D"),
+        ({"k": (2, 5, 3, 8), "v": (2, 5, 3, 8)}, "H % H_kv"),
+        ({"k": (2, 5, 2, 6)}, "k must be"),
+        ({"v": (2, 6, 2, 8)}, "v must be"),
+        ({"gate": (2, 5, 4, 3)}, "gate must be"),
+    ],
+)
+def test_bad_shapes_raise_one_clear_error(change: dict[str, tuple[int, ...]], message: str) -> None:
+    shapes = {"q": (2, 5, 4, 8), "k": (2, 5, 2, 8), "v": (2, 5, 2, 8), "gate": (2, 5, 4, 8)} | change
+    tensors = [torch.randn(shapes[n]) for n in ("q", "k", "v", "gate")]
+    with pytest.raises(KernelError, match=message):
+        gated_attention(*tensors, impl="torch")
+
+
+def test_bad_mask_dtype_cache_and_impl_raise() -> None:
+    q, k, v, g = (torch.randn(1, 3, 2, 8) for _ in range(4))
+    with pytest.raises(KernelError, match="bool key-padding mask"):
+        gated_attention(q, k, v, g, attention_mask=torch.ones(1, 3))
+    with pytest.raises(KernelError, match="share a dtype"):
+        gated_attention(q, k.double(), v, g)
+    with pytest.raises(KernelError, match="both k_cache and v_cache"):
+        gated_attention_step(q, k, v, g, k_cache=k)
+    with pytest.raises(KernelError, match="k_cache must be"):
+        gated_attention_step(q, k, v, g, torch.randn(1, 4, 1, 8), torch.randn(1, 4, 2, 8))
+    if not INTERPRETING:
+        with pytest.raises(KernelError, match="TRITON_INTERPRET"):
+            gated_attention(q, k, v, g, impl="triton")
+    with pytest.raises(KernelError, match="not one of"):
+        gated_attention(q, k, v, g, impl="fast")
+
+
+# ---- Triton kernels through the interpreter (in a child process) ------------------------------
+
+
+@pytest.mark.skipif(INTERPRETING, reason="this is the parent of the interpreter run")
+def test_triton_kernels_under_interpreter() -> None:
+    pytest.importorskip("triton")
+    env = {**os.environ, "TRITON_INTERPRET": "1"}
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        __file__,
+        "-q",
+        "-x",
+        "-k",
+        "triton_interp",
+        "-p",
+        "no:cacheprovider",
+    ]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-3000:]
+    assert " passed" in done.stdout and "skipped" not in done.stdout.splitlines()[-1], done.stdout[-2000:]
+
+
+@interpreter_only
+@pytest.mark.parametrize("name", list(CASES))
+def test_triton_interp_matches_reference(name: str) -> None:
+    run_case(name, "triton", torch.float32, 1e-5)
+
+
+@interpreter_only
+def test_triton_interp_strided_inputs_from_a_fused_projection() -> None:
+    # q and the gate interleaved in one projection output, as Qwen3-Next's q_proj produces them.
+    B, T, H, D = 2, 40, 2, 16
+    qg = torch.randn(B, T, H, 2 * D, dtype=torch.float64)
+    kv = torch.randn(B, T, 1, 2 * D, dtype=torch.float64)
+    inputs = [qg[..., :D], kv[..., :D], kv[..., D:], qg[..., D:]]
+    ref = gated_attention(*inputs, impl="naive")
+    out = gated_attention(*(t.float() for t in inputs), impl="triton")
+    assert rel_rms(out, ref) < 1e-5
+
+
+@interpreter_only
+def test_triton_interp_decode_step_matches_full() -> None:
+    q, k, v, g = (t.detach().float() for t in make_inputs(B=2, Tq=20, Tk=20, H=4, H_kv=2, D=16, Dv=16))
+    mask = padding_mask(2, 20)
+    full = gated_attention(q, k, v, g, attention_mask=mask, impl="naive")
+    o, kc, vc = gated_attention_step(
+        q[:, :19], k[:, :19], v[:, :19], g[:, :19], attention_mask=mask[:, :19], impl="triton"
+    )
+    last, _, _ = gated_attention_step(q[:, 19:], k[:, 19:], v[:, 19:], g[:, 19:], kc, vc, mask, impl="triton")
+    assert rel_rms(torch.cat([o, last], dim=1), full) < 1e-5
