@@ -1,0 +1,105 @@
+"""Per-row sampling and stop strings for ``model.generate`` (the pieces HFBackend plugs into it).
+
+Why not ``generate(do_sample=True)`` with ``torch.manual_seed``: one global generator shared by the
+whole batch makes a seeded request's samples depend on what else is in the batch (and on its
+position there), so caching, the server's request batching and resumed runs would all change
+results. Here every row owns a ``torch.Generator`` on the CPU seeded from ``(seed, sample index)``:
+the j-th sample of a seeded request draws the same uniforms whatever batch it runs in, and on any
+device. :class:`RowSampler` turns the warped distribution into a one-hot score row, so ``generate``
+runs in greedy mode and its ``argmax`` picks the sampled token.
+
+:class:`StopOnStrings` ends each row independently when its generated text contains a stop string
+(transformers' own ``StopStringCriteria`` needs the tokenizer's vocabulary preprocessed per call;
+decoding a short tail window is simpler and works with any tokenizer).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from transformers import LogitsProcessor, LogitsProcessorList, StoppingCriteria
+from transformers.generation.logits_process import (
+    TemperatureLogitsWarper,
+    TopKLogitsWarper,
+    TopPLogitsWarper,
+)
+
+
+def row_seed(seed: int, sample_index: int) -> int:
+    """A well-mixed 63-bit seed for sample ``sample_index`` of a request seeded with ``seed``."""
+    digest = hashlib.blake2b(f"reasonkit:{seed}:{sample_index}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") >> 1
+
+
+def row_generator(seed: int | None, sample_index: int) -> torch.Generator:
+    """A CPU generator for one row; unseeded rows draw their seed from torch's global generator."""
+    if seed is None:
+        base = int(torch.randint(0, 2**62, (1,)).item())
+        return torch.Generator().manual_seed(row_seed(base, sample_index))
+    return torch.Generator().manual_seed(row_seed(seed, sample_index))
+
+
+class RowSampler(LogitsProcessor):
+    """Sample one token per row with that row's generator; return scores that are 0 there, -inf elsewhere.
+
+    Temperature, top-k and top-p are applied with transformers' own warpers, in that order (as
+    ``generate(do_sample=True)`` would), then the token is drawn by inverting the CDF with one
+    uniform per row from the row's generator.
+    """
+
+    def __init__(self, generators: Sequence[torch.Generator], temperature: float, top_k: int, top_p: float):
+        if temperature <= 0:
+            raise ValueError("RowSampler is for temperature > 0; greedy decoding needs no sampler")
+        self.generators = list(generators)
+        warpers: list[LogitsProcessor] = [TemperatureLogitsWarper(temperature)]
+        if top_k > 0:
+            warpers.append(TopKLogitsWarper(top_k))
+        if top_p < 1.0:
+            warpers.append(TopPLogitsWarper(top_p))
+        self.warpers = LogitsProcessorList(warpers)
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        if scores.shape[0] != len(self.generators):
+            raise RuntimeError(f"RowSampler built for {len(self.generators)} rows, got {scores.shape[0]}")
+        warped = self.warpers(input_ids, scores.float())
+        cdf = torch.softmax(warped, dim=-1).cumsum(dim=-1)  # (B, V)
+        uniforms = torch.cat([torch.rand(1, generator=g) for g in self.generators])  # (B,)
+        targets = uniforms.to(cdf.device)[:, None] * cdf[:, -1:]
+        # right=True picks the first index whose CDF exceeds u, so a zero-probability token never wins.
+        chosen = torch.searchsorted(cdf, targets, right=True).clamp_(max=cdf.shape[-1] - 1)  # (B, 1)
+        out = torch.full_like(scores, float("-inf"))
+        return out.scatter_(1, chosen, 0.0)  # type: ignore[return-value]
+
+
+class StopOnStrings(StoppingCriteria):
+    """Finish a row once its generated text contains a stop string; remembers where each row stopped.
+
+    ``stopped_at[row]`` is the number of generated tokens when the stop string first appeared
+    (None while it has not), which is the row's token count for accounting.
+    """
+
+    def __init__(self, tokenizer: Any, stops: Sequence[str], prompt_length: int, batch_size: int):
+        self.tokenizer = tokenizer
+        self.stops = tuple(stops)
+        self.prompt_length = prompt_length
+        # A token decodes to at least one byte and a character is at most 4 bytes, so this many tail
+        # tokens always cover the longest stop string, plus slack for a partial character at the start.
+        self.window = 4 * max(len(s) for s in self.stops) + 8
+        self.stopped_at: list[int | None] = [None] * batch_size
+
+    def __call__(
+        self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any
+    ) -> torch.BoolTensor:
+        generated = input_ids.shape[1] - self.prompt_length
+        rows = [r for r, at in enumerate(self.stopped_at) if at is None]
+        if rows and generated > 0:
+            tails = input_ids[rows, self.prompt_length :][:, -self.window :].tolist()
+            texts = self.tokenizer.batch_decode(tails, skip_special_tokens=True)
+            for row, text in zip(rows, texts):
+                if any(s in text for s in self.stops):
+                    self.stopped_at[row] = generated
+        done = [at is not None for at in self.stopped_at]
+        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)  # type: ignore[return-value]

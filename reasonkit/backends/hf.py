@@ -1,0 +1,365 @@
+"""HFBackend: any transformers causal LM (an HF id, a local directory or a loaded model) as a LanguageModel.
+
+    >>> lm = HFBackend("Qwen/Qwen2.5-0.5B-Instruct")                       # doctest: +SKIP
+    >>> lm.generate(["2+2="], SamplingParams(max_new_tokens=8))[0][0].text   # doctest: +SKIP
+
+What it guarantees:
+  - batched, left-padded generation; rows are sorted by prompt length into batches of at most
+    ``batch_size`` sequences (prompts x samples) to waste little compute on padding;
+  - greedy decoding (temperature 0) computes one row per prompt and copies it ``n`` times;
+  - a seeded request is reproducible whatever else shares its batch: sample j of a prompt seeded
+    with s uses a generator seeded from (s, j) (see :mod:`reasonkit.backends.decoding`); results can
+    still differ in the last float bits between batch compositions (padding changes kernel shapes),
+    which can flip a near-tie; unseeded sampling follows ``torch.manual_seed``;
+  - stop strings end each row early and are trimmed from the text; ``tokens_out`` counts the tokens
+    generated up to and including the one that completed the stop string or the EOS token;
+  - chat prompts go through the tokenizer's chat template (``add_generation_prompt=True``); without
+    one, messages render as ``"{role}: {content}\\n"`` lines followed by ``"assistant:"`` (warned once);
+  - :meth:`loglikelihood` scores continuations of a shared prefix, running the prefix once.
+
+SamplingParams is the whole sampling specification: the checkpoint's ``generation_config`` sampling
+defaults (temperature, top_p, repetition_penalty ...) are not applied, so HF and served runs agree.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+
+from reasonkit.backends.base import BackendError
+from reasonkit.backends.decoding import RowSampler, StopOnStrings, row_generator
+from reasonkit.backends.hf_load import load, read_model_card, register_reasonkit_models
+from reasonkit.backends.request import check_prompt, check_prompts, trim_at_stop
+from reasonkit.types import Completion, Prompt, SamplingParams
+
+_Row = tuple[int, int, list[int]]  # (prompt index, sample index, prompt token ids)
+
+
+class HFBackend:
+    """A transformers ``AutoModelForCausalLM`` behind the LanguageModel protocol (white-box)."""
+
+    def __init__(
+        self,
+        model: str | Any,
+        tokenizer: Any = None,
+        *,
+        device: str | None = None,
+        dtype: str | torch.dtype = "auto",
+        trust_remote_code: bool = False,
+        batch_size: int = 32,
+        download: bool | None = None,
+        prompt_pack: str | None = None,
+        name: str | None = None,
+    ):
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        card: dict[str, Any] = {}
+        if isinstance(model, str):
+            loaded = load(
+                model, device=device, dtype=dtype, trust_remote_code=trust_remote_code, download=download
+            )
+            self.model, card = loaded.model, read_model_card(loaded.directory)
+            self.tokenizer = tokenizer if tokenizer is not None else loaded.tokenizer
+            self.model.eval()
+            default_name = model
+        else:
+            register_reasonkit_models()
+            self.model = model if device is None else model.to(device)
+            self.tokenizer = tokenizer if tokenizer is not None else _tokenizer_for(model)
+            default_name = getattr(model, "name_or_path", "") or type(model).__name__
+        self.name: str = name or default_name
+        self.batch_size = batch_size
+        self.prompt_pack: str = prompt_pack or str(card.get("prompt_pack", "natural"))
+        self.capabilities: frozenset[str] = frozenset(
+            {"loglikelihood", "hidden_states", "chat"}
+            | ({"layers"} if _decoder_layers(self.model) is not None else set())
+        )
+        self._lock = threading.Lock()  # one model, many callers (server threads, thread pools)
+        self._warned_no_template = False
+        self._eos_ids = _eos_ids(self.model, self.tokenizer)
+        pad = self.tokenizer.pad_token_id
+        self._pad_id: int = pad if pad is not None else (min(self._eos_ids) if self._eos_ids else 0)
+
+    # ---- prompts -------------------------------------------------------------------------------
+    def render(self, prompt: Prompt) -> str:
+        """The exact text the model sees for ``prompt`` (chat messages through the chat template)."""
+        if isinstance(prompt, str):
+            return prompt
+        messages = [{"role": m["role"], "content": m["content"]} for m in prompt]
+        if getattr(self.tokenizer, "chat_template", None):
+            return str(
+                self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+            )
+        if not self._warned_no_template:
+            self._warned_no_template = True
+            warnings.warn(
+                f"tokenizer of {self.name!r} has no chat template; rendering messages as 'role: content' "
+                "lines followed by 'assistant:'. Set tokenizer.chat_template for the model's real format",
+                stacklevel=3,
+            )
+        return "".join(f"{m['role']}: {m['content']}\n" for m in messages) + "assistant:"
+
+    def encode(self, prompt: Prompt) -> list[int]:
+        """Token ids of ``prompt``: raw text gets the tokenizer's special tokens (BOS); chat templates bring their own."""
+        text = self.render(prompt)
+        add_special = isinstance(prompt, str) or not getattr(self.tokenizer, "chat_template", None)
+        return list(self.tokenizer(text, add_special_tokens=add_special)["input_ids"])
+
+    # ---- generation ----------------------------------------------------------------------------
+    def generate(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[list[Completion]]:
+        """One list of ``params.n`` completions per prompt, in prompt order."""
+        checked = check_prompts(prompts)
+        encoded = [self.encode(p) for p in checked]
+        for i, ids in enumerate(encoded):
+            if not ids:
+                raise ValueError(
+                    f"prompt {i} is empty after tokenization; give the model some text to continue"
+                )
+        greedy = params.temperature == 0
+        rows: list[_Row] = [
+            (i, j, ids) for i, ids in enumerate(encoded) for j in range(1 if greedy else params.n)
+        ]
+        rows.sort(key=lambda row: -len(row[2]))
+        results: dict[tuple[int, int], Completion] = {}
+        with self._lock, _inference(self.model):
+            for start in range(0, len(rows), self.batch_size):
+                chunk = rows[start : start + self.batch_size]
+                for (i, j, _), completion in zip(chunk, self._generate_rows(chunk, params)):
+                    results[(i, j)] = completion
+        return [[results[(i, 0 if greedy else j)] for j in range(params.n)] for i in range(len(encoded))]
+
+    def _generate_rows(self, rows: Sequence[_Row], params: SamplingParams) -> list[Completion]:
+        width = max(len(ids) for _, _, ids in rows)
+        device = _input_device(self.model)
+        input_ids = torch.full((len(rows), width), self._pad_id, dtype=torch.long)
+        attention = torch.zeros((len(rows), width), dtype=torch.long)
+        for r, (_, _, ids) in enumerate(rows):  # left padding: the last prompt token sits at the same column
+            input_ids[r, width - len(ids) :] = torch.tensor(ids)
+            attention[r, width - len(ids) :] = 1
+        processors = []
+        if params.temperature > 0:
+            generators = [row_generator(params.seed, j) for _, j, _ in rows]
+            processors.append(RowSampler(generators, params.temperature, params.top_k, params.top_p))
+        criteria = []
+        stopper = StopOnStrings(self.tokenizer, params.stop, width, len(rows)) if params.stop else None
+        if stopper is not None:
+            criteria.append(stopper)
+        from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteriaList
+
+        config = GenerationConfig(
+            max_new_tokens=params.max_new_tokens,
+            do_sample=False,  # RowSampler has already drawn the token; argmax reads it off
+            num_beams=1,
+            temperature=1.0,
+            top_k=50,
+            top_p=1.0,
+            repetition_penalty=1.0,
+            no_repeat_ngram_size=0,
+            min_new_tokens=0,
+            pad_token_id=self._pad_id,
+            eos_token_id=sorted(self._eos_ids) or None,
+            use_cache=True,
+        )
+        out = self.model.generate(
+            input_ids=input_ids.to(device),
+            attention_mask=attention.to(device),
+            generation_config=config,
+            logits_processor=LogitsProcessorList(processors),
+            stopping_criteria=StoppingCriteriaList(criteria),
+        )
+        generated = out[:, width:].tolist()
+        stopped = stopper.stopped_at if stopper is not None else [None] * len(rows)
+        return [
+            self._completion(tokens, len(ids), stop_at, params)
+            for tokens, (_, _, ids), stop_at in zip(generated, rows, stopped)
+        ]
+
+    def _completion(
+        self, tokens: list[int], tokens_in: int, stop_at: int | None, params: SamplingParams
+    ) -> Completion:
+        end, reason = len(tokens), "length"
+        eos_at = next((k for k, t in enumerate(tokens) if t in self._eos_ids), None)
+        if eos_at is not None:
+            end, reason = eos_at + 1, "stop"
+        if stop_at is not None and stop_at < end:
+            end, reason = stop_at, "stop"
+        body = tokens[: end - 1] if eos_at is not None and eos_at + 1 == end else tokens[:end]
+        text = self.tokenizer.decode(body, skip_special_tokens=True)
+        text, hit = trim_at_stop(text, params.stop)
+        return Completion(
+            text=text, tokens_in=tokens_in, tokens_out=end, finish_reason="stop" if hit else reason
+        )
+
+    # ---- scoring -------------------------------------------------------------------------------
+    def loglikelihood(self, prefix: Prompt, continuations: Sequence[str]) -> list[float]:
+        """Sum of log p(continuation tokens | prefix) for each continuation (natural log).
+
+        The continuation is tokenized on its own (no special tokens) and appended to the prefix's
+        tokens, as lm-evaluation-harness does: put a separating space at the start of the
+        continuation, not the end of the prefix. An empty continuation scores 0.0. A prefix that
+        tokenizes to nothing is replaced by the BOS (or EOS) token so the first token has a context.
+        """
+        check_prompt(prefix, 0)
+        if isinstance(continuations, str):
+            raise ValueError("loglikelihood() takes a list of continuations; wrap a single one in a list")
+        context = self.encode(prefix)
+        if not context:
+            fallback = (
+                self.tokenizer.bos_token_id if self.tokenizer.bos_token_id is not None else self._pad_id
+            )
+            context = [fallback]
+        conts = [list(self.tokenizer(c, add_special_tokens=False)["input_ids"]) for c in continuations]
+        scores = [0.0] * len(conts)
+        todo = [k for k, ids in enumerate(conts) if ids]
+        with self._lock, _inference(self.model):
+            prefix_out = self.model(
+                input_ids=torch.tensor([context], device=_input_device(self.model)), use_cache=True
+            )
+            cache = prefix_out.get("cache", prefix_out.get("past_key_values"))
+            first = torch.log_softmax(prefix_out.logits[0, -1].float(), dim=-1)  # (V,)
+            for start in range(0, len(todo), self.batch_size):
+                chunk = todo[start : start + self.batch_size]
+                batch = [conts[k] for k in chunk]
+                if _can_share_prefix(cache):
+                    values = self._score_after_cache(cache, len(context), first, batch)
+                else:
+                    values = self._score_full(context, batch)
+                for k, value in zip(chunk, values):
+                    scores[k] = value
+        return scores
+
+    def _score_after_cache(
+        self, cache: Any, prefix_len: int, first: torch.Tensor, conts: list[list[int]]
+    ) -> list[float]:
+        """Run only the continuations, on copies of the prefix's KV cache (right-padded; causal, so safe)."""
+        device = _input_device(self.model)
+        ids, mask, width = _right_pad(conts, self._pad_id)
+        shared = copy.deepcopy(cache)
+        shared.batch_repeat_interleave(len(conts))
+        attention = torch.cat([torch.ones((len(conts), prefix_len), dtype=torch.long), mask], dim=1)
+        positions = torch.arange(prefix_len, prefix_len + width).expand(len(conts), -1)
+        out = self.model(
+            input_ids=ids.to(device),
+            attention_mask=attention.to(device),
+            position_ids=positions.to(device),
+            use_cache=True,
+            **{_cache_argument(self.model): shared},
+        )
+        logprobs = torch.log_softmax(out.logits.float(), dim=-1)  # (B, C, V)
+        values = []
+        for b, tokens in enumerate(conts):
+            total = first[tokens[0]]
+            if len(tokens) > 1:
+                targets = torch.tensor(tokens[1:], device=logprobs.device)
+                total = total + logprobs[b, : len(tokens) - 1].gather(1, targets[:, None]).sum()
+            values.append(float(total))
+        return values
+
+    def _score_full(self, context: list[int], conts: list[list[int]]) -> list[float]:
+        """Prefix and continuation in one forward per row (for models whose cache cannot be copied)."""
+        device = _input_device(self.model)
+        ids, mask, _ = _right_pad([context + c for c in conts], self._pad_id)
+        logprobs = torch.log_softmax(
+            self.model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float(), dim=-1
+        )
+        values = []
+        for b, tokens in enumerate(conts):
+            positions = torch.arange(len(context) - 1, len(context) + len(tokens) - 1, device=logprobs.device)
+            targets = torch.tensor(tokens, device=logprobs.device)
+            values.append(float(logprobs[b, positions, targets].sum()))
+        return values
+
+    def close(self) -> None:
+        """Drop the model so its memory can be freed (the object is unusable afterwards)."""
+        self.model = None
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    def __enter__(self) -> HFBackend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"HFBackend({self.name!r}, prompt_pack={self.prompt_pack!r}, batch_size={self.batch_size})"
+
+
+@contextmanager
+def _inference(model: Any) -> Iterator[None]:
+    """Eval mode without gradients, restoring the caller's mode (a trainer may pass a model mid-training)."""
+    if model is None:
+        raise BackendError("this HFBackend was closed; create a new one")
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        model.train(was_training)
+
+
+def _right_pad(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for r, s in enumerate(seqs):
+        ids[r, : len(s)] = torch.tensor(s)
+        mask[r, : len(s)] = 1
+    return ids, mask, width
+
+
+def _can_share_prefix(cache: Any) -> bool:
+    from transformers import DynamicCache
+
+    # Only the plain KV cache is known to extend correctly after batch_repeat_interleave; recurrent or
+    # custom caches (GatedLM, Mamba) take the full-forward path.
+    return type(cache) is DynamicCache
+
+
+def _cache_argument(model: Any) -> str:
+    """transformers 5.x names the KV-cache argument ``cache``; 4.x (and many custom models) ``past_key_values``."""
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
+def _decoder_layers(model: Any) -> Any:
+    layers = getattr(getattr(model, "model", None), "layers", None)
+    return layers if isinstance(layers, torch.nn.ModuleList) else None
+
+
+def _input_device(model: Any) -> torch.device:
+    return model.get_input_embeddings().weight.device
+
+
+def _eos_ids(model: Any, tokenizer: Any) -> set[int]:
+    ids: set[int] = set()
+    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    for value in (configured, tokenizer.eos_token_id):
+        if isinstance(value, int):
+            ids.add(value)
+        elif isinstance(value, (list, tuple)):
+            ids.update(int(v) for v in value)
+    return ids
+
+
+def _tokenizer_for(model: Any) -> Any:
+    source = getattr(model, "name_or_path", "")
+    if not source:
+        raise BackendError("HFBackend got a model object without a tokenizer; pass tokenizer=... as well")
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(source, local_files_only=True)
+    except (OSError, ValueError) as exc:
+        raise BackendError(
+            f"HFBackend got a model object and could not find its tokenizer at {source!r} ({exc}); "
+            "pass tokenizer=... as well"
+        ) from exc

@@ -1,0 +1,186 @@
+"""Find and load a causal LM and its tokenizer, offline first, with one clear error when it is missing.
+
+Resolution order for ``spec``:
+  1. an existing directory -> loaded from there;
+  2. something that can only be a path (starts with ``/``, ``.``, ``~``, or has more than one ``/``)
+     but does not exist -> error;
+  3. an HF id (``org/name``) -> the local HF cache (``local_files_only=True``), then a download
+     unless downloads are off (``download=False``, ``HF_HUB_OFFLINE=1`` or ``TRANSFORMERS_OFFLINE=1``).
+
+``import reasonkit.models`` runs first (guarded) so that reasonkit's own GatedLM checkpoints resolve
+through the transformers Auto classes. A model directory may hold ``reasonkit.json`` (for example
+``{"prompt_pack": "compact"}``); :func:`read_model_card` returns it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from reasonkit.backends.base import BackendError
+from reasonkit.backends.loading import HF_ID, looks_like_path
+
+_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+_models_import_error: str | None = None
+
+
+def register_reasonkit_models() -> None:
+    """Import ``reasonkit.models`` so GatedLM registers with the Auto classes; warn (once) if it cannot."""
+    global _models_import_error
+    try:
+        importlib.import_module("reasonkit.models")
+    except Exception as exc:  # a broken optional family must not stop Llama/Qwen checkpoints from loading
+        if _models_import_error is None:
+            _models_import_error = f"{type(exc).__name__}: {exc}"
+            warnings.warn(
+                f"reasonkit.models failed to import ({_models_import_error}); reasonkit's own GatedLM "
+                "checkpoints will not load, other transformers models are unaffected",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+
+
+@dataclass
+class Loaded:
+    model: Any
+    tokenizer: Any
+    directory: Path | None  # where the files were found (a local dir or the HF cache snapshot)
+
+
+def downloads_allowed(download: bool | None) -> bool:
+    if download is not None:
+        return download
+    offline = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") or ""
+    return offline.strip().lower() not in {"1", "true", "yes", "on"}
+
+
+def resolve_dtype(dtype: str | torch.dtype, on_cpu: bool) -> torch.dtype | str:
+    """``"auto"`` is the checkpoint's dtype on an accelerator and float32 on the CPU (bf16 matmuls are slow there)."""
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype == "auto":
+        return torch.float32 if on_cpu else "auto"
+    if dtype in _DTYPES:
+        return _DTYPES[dtype]
+    raise ValueError(f"dtype must be 'auto', one of {sorted(_DTYPES)} or a torch.dtype, got {dtype!r}")
+
+
+def placement(device: str | None) -> tuple[dict[str, Any], bool]:
+    """from_pretrained kwargs that place the model, and whether it ends up on the CPU.
+
+    No device: every visible GPU through accelerate (``device_map="auto"``), else the CPU.
+    """
+    if device is None:
+        if torch.cuda.is_available():
+            return {"device_map": "auto"}, False
+        return {}, True
+    if str(device) == "cpu":
+        return {}, True
+    return {"device_map": str(device)}, False
+
+
+def missing_model_message(spec: str, reason: str) -> str:
+    return (
+        f"could not load model {spec!r}: {reason}. Fix: pass an existing local model directory, or fetch "
+        f"the model into the HF cache on a machine with network access (`huggingface-cli download {spec}`) "
+        "and point HF_HOME at that cache"
+    )
+
+
+def _cached_snapshot(repo_id: str) -> Path | None:
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        found = try_to_load_from_cache(repo_id, "config.json")
+    except Exception:  # invalid ids raise inside huggingface_hub; treat as "not cached"
+        return None
+    return Path(found).parent if isinstance(found, str) else None
+
+
+def locate(spec: str, download: bool | None) -> tuple[str, Path | None]:
+    """Where to load ``spec`` from: (a local directory, that directory) or (the HF id, None) to download."""
+    if not isinstance(spec, str) or not spec.strip():
+        raise BackendError(missing_model_message(str(spec), "the model name is empty"))
+    expanded = Path(spec).expanduser()
+    if expanded.is_dir():
+        if not (expanded / "config.json").is_file():
+            raise BackendError(
+                f"could not load model {spec!r}: the directory has no config.json, so it is not a saved "
+                "transformers model. Fix: point at the folder written by model.save_pretrained(...)"
+            )
+        return str(expanded), expanded
+    if looks_like_path(spec):
+        raise BackendError(missing_model_message(spec, f"no model directory at {expanded}"))
+    if not HF_ID.match(spec):
+        raise BackendError(
+            missing_model_message(spec, "it is neither an existing directory nor an HF id (org/name)")
+        )
+    snapshot = _cached_snapshot(spec)
+    if snapshot is not None:
+        return str(snapshot), snapshot
+    if not downloads_allowed(download):
+        raise BackendError(
+            missing_model_message(spec, "it is not in the local HF cache and downloads are off")
+        )
+    return spec, None
+
+
+def read_model_card(directory: Path | None) -> dict[str, Any]:
+    """The ``reasonkit.json`` of a model directory ({} when absent), or a clear error when malformed."""
+    if directory is None:
+        return {}
+    path = directory / "reasonkit.json"
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise BackendError(f"{path} is not valid JSON ({exc}); fix or delete it") from exc
+    if not isinstance(data, dict):
+        raise BackendError(f'{path} must hold a JSON object such as {{"prompt_pack": "compact"}}')
+    return data
+
+
+def load(
+    spec: str,
+    *,
+    device: str | None,
+    dtype: str | torch.dtype,
+    trust_remote_code: bool,
+    download: bool | None,
+) -> Loaded:
+    """Load ``spec`` (see the module docstring) as an AutoModelForCausalLM plus its tokenizer."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    register_reasonkit_models()
+    source, directory = locate(spec, download)
+    place, on_cpu = placement(device)
+    local_only = directory is not None
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(
+            source, trust_remote_code=trust_remote_code, local_files_only=local_only
+        )
+        model = AutoModelForCausalLM.from_pretrained(
+            source,
+            dtype=resolve_dtype(dtype, on_cpu),
+            trust_remote_code=trust_remote_code,
+            local_files_only=local_only,
+            **place,
+        )
+    except (OSError, ValueError, KeyError, ImportError) as exc:
+        hint = ""
+        if "trust_remote_code" in str(exc):
+            hint = " (the checkpoint ships custom code: pass trust_remote_code=True if you trust it)"
+        elif _models_import_error is not None:
+            hint = f" (reasonkit.models failed to import: {_models_import_error})"
+        raise BackendError(missing_model_message(spec, f"{type(exc).__name__}: {exc}{hint}")) from exc
+    if directory is None:  # downloaded just now: the snapshot holds reasonkit.json when the repo has one
+        directory = _cached_snapshot(spec)
+    return Loaded(model=model, tokenizer=tokenizer, directory=directory)

@@ -1,0 +1,153 @@
+"""``load_backend(spec)``: one string names any backend reasonkit can run.
+
+Accepted specs:
+  ``builtin``                              the model shipped in reasonkit/models/zoo/builtin (HFBackend)
+  ``openai:<base_url>#<model>``            an OpenAI-compatible server and the model it serves (canonical)
+  ``openai:<base_url>/v1/<model>``         the same, model after ``/v1/`` (model names may contain ``/``)
+  ``http(s)://host:port/v1[#<model>]``     a server URL (``openai:`` optional); without a model, the one
+                                           model it serves (``GET /v1/models``) and its prompt pack
+  ``hf:<id or path>`` / ``<id or path>``   an HF model id (``org/name``) or a local model directory
+
+    >>> lm = load_backend("openai:http://localhost:8000/v1#Qwen/Qwen2.5-7B-Instruct")  # doctest: +SKIP
+    >>> lm = load_backend("builtin", cache="runs/cache.sqlite")                         # doctest: +SKIP
+
+Keyword arguments go to the backend's constructor (``device``, ``dtype``, ``batch_size`` for HF;
+``api_key``, ``max_concurrency``, ``timeout`` … for servers); ``cache=True`` or ``cache=PATH`` wraps
+the backend in a :class:`~reasonkit.backends.cached.CachedBackend` (in memory or on disk).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from reasonkit.backends.base import BackendError, LanguageModel
+
+#: What an HF model id looks like: "name" or "org/name" (letters, digits, "_", "-", ".").
+HF_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+BUILTIN_DIR = Path(__file__).resolve().parent.parent / "models" / "zoo" / "builtin"
+
+SPEC_FORMS = (
+    "'builtin'; 'openai:http://HOST:PORT/v1#MODEL'; 'openai:http://HOST:PORT/v1/MODEL'; "
+    "'http://HOST:PORT/v1' (the one model it serves) or 'http://HOST:PORT/v1#MODEL'; "
+    "an HF id such as 'Qwen/Qwen2.5-0.5B-Instruct'; a local model directory (optionally prefixed 'hf:')"
+)
+
+
+class SpecError(BackendError, ValueError):
+    """A backend spec that matches none of the accepted forms."""
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    kind: Literal["builtin", "openai", "hf"]
+    target: str  # the base URL for servers, the id or path for HF models
+    model: str | None = None  # the served model name (servers only; None: ask the server)
+
+
+def parse_spec(spec: str) -> BackendSpec:
+    """Classify ``spec`` without touching the network or the disk beyond a path check."""
+    if not isinstance(spec, str) or not spec.strip():
+        raise SpecError(f"empty backend spec; accepted forms: {SPEC_FORMS}")
+    spec = spec.strip()
+    if spec == "builtin":
+        return BackendSpec("builtin", str(BUILTIN_DIR))
+    if spec.startswith("openai:"):
+        rest = spec[len("openai:") :]
+        if not rest.startswith(("http://", "https://")):
+            raise SpecError(
+                f"{spec!r}: after 'openai:' comes a URL starting with http:// or https://; accepted forms: {SPEC_FORMS}"
+            )
+        return _server_spec(rest, spec)
+    if spec.startswith(("http://", "https://")):
+        return _server_spec(spec, spec)
+    if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", spec):
+        raise SpecError(f"{spec!r}: unsupported URL scheme; accepted forms: {SPEC_FORMS}")
+    target = spec[len("hf:") :] if spec.startswith("hf:") else spec
+    if not target:
+        raise SpecError(
+            f"{spec!r}: 'hf:' needs an HF id or a directory after it; accepted forms: {SPEC_FORMS}"
+        )
+    if not (HF_ID.match(target) or looks_like_path(target)):
+        raise SpecError(f"{spec!r} is not a backend spec; accepted forms: {SPEC_FORMS}")
+    return BackendSpec("hf", target)
+
+
+def looks_like_path(text: str) -> bool:
+    """Whether ``text`` can only mean a filesystem path (never an HF id), or names an existing one."""
+    return (
+        text.startswith(("/", ".", "~"))
+        or "\\" in text
+        or text.count("/") > 1
+        or Path(text).expanduser().exists()
+    )
+
+
+def _server_spec(url: str, spec: str) -> BackendSpec:
+    url, _, model = url.partition("#")
+    if not model:
+        head, sep, tail = url.partition("/v1/")
+        if sep and tail.strip("/"):
+            url, model = head + "/v1", tail.strip("/")
+    host = url.split("://", 1)[1].split("/", 1)[0]
+    if not host or " " in url:
+        raise SpecError(f"{spec!r}: the server URL has no host; accepted forms: {SPEC_FORMS}")
+    return BackendSpec("openai", url, model or None)
+
+
+def spec_kind(spec: str) -> str:
+    """ "builtin", "openai" or "hf" for a valid spec (raises :class:`SpecError` otherwise)."""
+    return parse_spec(spec).kind
+
+
+def load_backend(spec: str, *, cache: bool | str | Path | None = None, **kwargs: Any) -> LanguageModel:
+    """The backend ``spec`` names (see the module docstring); ``cache`` wraps it in a CachedBackend."""
+    parsed = parse_spec(spec)
+    backend: LanguageModel
+    if parsed.kind == "openai":
+        backend = _server_backend(parsed, kwargs)
+    elif parsed.kind == "builtin":
+        if not (BUILTIN_DIR / "config.json").is_file():
+            raise BackendError(
+                f"the built-in model is not in this installation (expected at {BUILTIN_DIR}); build it with "
+                "`reasonkit train-lm`, or pass an HF id, a local model directory or a server URL instead"
+            )
+        from reasonkit.backends.hf import HFBackend
+
+        backend = HFBackend(str(BUILTIN_DIR), name=kwargs.pop("name", "builtin"), **kwargs)
+    else:
+        from reasonkit.backends.hf import HFBackend
+
+        backend = HFBackend(parsed.target, **kwargs)
+    if cache:
+        from reasonkit.backends.cached import CachedBackend
+
+        backend = CachedBackend(backend, path=None if cache is True else cache)
+    return backend
+
+
+def _server_backend(parsed: BackendSpec, kwargs: dict[str, Any]) -> LanguageModel:
+    from reasonkit.backends.openai import OpenAIBackend
+
+    if parsed.model is not None:
+        return OpenAIBackend(parsed.target, parsed.model, **kwargs)
+    probe = OpenAIBackend(parsed.target, "", **kwargs)
+    try:
+        models = probe.list_models()
+    finally:
+        probe.close()
+    if len(models) != 1:
+        names = [m["id"] for m in models]
+        raise SpecError(
+            f"{parsed.target} serves {len(models)} models {names}; name one: "
+            f"'openai:{parsed.target}#{names[0] if names else 'MODEL'}'"
+        )
+    info = models[0]
+    pack = (
+        (info.get("reasonkit") or {}).get("prompt_pack") if isinstance(info.get("reasonkit"), dict) else None
+    )
+    if pack and "prompt_pack" not in kwargs:
+        kwargs = {**kwargs, "prompt_pack": str(pack)}
+    return OpenAIBackend(parsed.target, str(info["id"]), **kwargs)
