@@ -6,14 +6,29 @@
     >>> load_pack("natural").format
     'chat'
 
-The contract (method names, arguments, parser guarantees) is documented in docs/prompt-packs.md.
+The block vocabulary (``reasonkit.packs.blocks``) imports nothing beyond the standard library; the
+pack machinery (YAML, templates) loads on first use of ``PromptPack`` / ``load_pack``. The contract
+(method names, arguments, parser guarantees) is documented in docs/prompt-packs.md.
 """
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from reasonkit.packs.blocks import ASPECT_MEANINGS, ASPECTS, BLOCK_CALLS, BLOCK_IDS, BLOCKS, CALLS, SCORES
-from reasonkit.packs.pack import BUILTIN_PACKS, PromptPack, available_packs, load_pack
-from reasonkit.packs.schema import PackError
+
+if TYPE_CHECKING:
+    from reasonkit.packs.pack import BUILTIN_PACKS, PromptPack, available_packs, load_pack
+    from reasonkit.packs.schema import PackError
+
+_LAZY: dict[str, str] = {
+    "BUILTIN_PACKS": "reasonkit.packs.pack",
+    "PromptPack": "reasonkit.packs.pack",
+    "available_packs": "reasonkit.packs.pack",
+    "load_pack": "reasonkit.packs.pack",
+    "PackError": "reasonkit.packs.schema",
+}
 
 __all__ = [
     "ASPECTS",
@@ -29,3 +44,16 @@ __all__ = [
     "available_packs",
     "load_pack",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'reasonkit.packs' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -186,19 +186,22 @@ def apply_step(node: Node, paths: Sequence[Path]) -> Node:
 
 def canonical_step(node: Node) -> str:
     """The gold next step: evaluate the leftmost ready operation (``"|V"`` when nothing is left)."""
-    ready = ready_ops(node)
-    if not ready:
-        return format_step([], render(node))
-    return step_at(node, [ready[0][0]])
+    path = _leftmost_ready(node)
+    return format_step([], render(node)) if path is None else step_at(node, [path])
 
 
 def gold_steps(node: Node) -> list[str]:
     """The canonical solution: one operation per step until a single integer is left."""
     steps = []
-    while ready := ready_ops(node):
-        steps.append(step_at(node, [ready[0][0]]))
-        node = apply_step(node, [ready[0][0]])
+    while (path := _leftmost_ready(node)) is not None:
+        steps.append(step_at(node, [path]))
+        node = apply_step(node, [path])
     return steps
+
+
+def _leftmost_ready(node: Node) -> Path | None:
+    ready = ready_ops(node)
+    return ready[0][0] if ready else None
 
 
 # ------------------------------------------------------------------ checking steps

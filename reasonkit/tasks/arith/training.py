@@ -24,7 +24,8 @@ import random
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
-from reasonkit.packs import CALLS, PromptPack, load_pack
+from reasonkit.packs.blocks import CALLS
+from reasonkit.packs.pack import PromptPack, load_pack
 from reasonkit.tasks.arith import teacher
 from reasonkit.tasks.arith.corrupt import CORRUPTION_KINDS, corrupt_step, wrong_value
 from reasonkit.tasks.arith.expr import Node, Num, parse, render, value_of
