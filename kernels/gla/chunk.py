@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from reasonkit.kernels.gla.intra import SUB_CHUNK, intra_attention, intra_attention_backward
+from reasonkit.kernels.gla.intra import SUB_CHUNK, intra_attention, intra_attention_backward, intra_pieces
 from reasonkit.kernels.gla.naive import compute_dtype
 
 
@@ -85,7 +85,7 @@ class ChunkGLA(torch.autograd.Function):
         b = gc.to(torch.float64).cumsum(-2)  # (B, H, NT, C, K) chunk-local cumulative log decay
         h0 = q.new_zeros(B, H, K, V, dtype=dtype) if initial_state is None else initial_state.to(dtype)
         states, final = chunk_states(kc, vc, b, h0)
-        A = intra_attention(qc, kc, b)  # (B, H, NT, C, C), zero above the diagonal
+        A = intra_attention(intra_pieces(qc, kc, b))  # (B, H, NT, C, C), zero above the diagonal
         o = (qc * b.to(dtype).exp()) @ states + A @ vc  # (B, H, NT, C, V)
         ctx.save_for_backward(q, k, v, g, initial_state)
         ctx.scale = scale
@@ -116,12 +116,13 @@ class ChunkGLA(torch.autograd.Function):
             d_next[:, :, n] = d_state
             d_state = chunk_decay[:, :, n] * d_state + from_outputs[:, :, n]
 
-        A = intra_attention(qc, kc, b)
+        pieces = intra_pieces(qc, kc, b)
+        A = intra_attention(pieces)
         dA = (doc @ vc.transpose(-1, -2)).tril()  # (B, H, NT, C, C)
         decay_to_end = (b[..., -1:, :] - b).to(k.dtype).exp()  # (B, H, NT, C, K)
         dv = A.transpose(-1, -2) @ doc + (kc * decay_to_end) @ d_next
         # Gradients without the diagonal pairs s = t first (see gate_grad_from_qk), then the diagonal.
-        dqs_off, dk_off = intra_attention_backward(qc, kc, b, dA)
+        dqs_off, dk_off = intra_attention_backward(pieces, dA)
         dqs_off = dqs_off + b.to(dtype).exp() * (doc @ states.transpose(-1, -2))  # w.r.t. scale·q
         # The last token's pair with the final state has no decay either: keep it out of dk_off and
         # out of the final state that enters the gate gradient.
