@@ -20,19 +20,18 @@ malformed   the step is cut short (or loses its ``|``)             A2 1 (A1 1)
 from __future__ import annotations
 
 import random
-import re
 
 from reasonkit.tasks.arith.expr import Node, parse, render, value_of
 from reasonkit.tasks.arith.steps import (
+    blocked_pairs,
     format_step,
     match_subtrees,
     parse_step,
-    ready_ops,
     step_at,
+    tokens,
 )
 
 CORRUPTION_KINDS: tuple[str, ...] = ("arith", "copy", "order", "malformed")
-_TOKEN = re.compile(r"\(-\d+\)|\d+|[-+*()]")
 
 
 def wrong_value(value: int, rng: random.Random) -> int:
@@ -74,29 +73,28 @@ def corrupt_step(prev: Node, step: str, kind: str, rng: random.Random) -> str | 
         i = rng.randrange(len(values))
         values[i] = wrong_value(values[i], rng)
         return step_at(prev, paths, values)
-    return _copy_mistake(prev, step, rng)
+    return _copy_mistake(step, rng)
 
 
-def _copy_mistake(prev: Node, step: str, rng: random.Random) -> str | None:
+def _copy_mistake(step: str, rng: random.Random) -> str | None:
     calcs_part, _, rewrite = step.partition("|")
     right = parse(rewrite)
-    tokens = _TOKEN.findall(rewrite)
-    spots = [i for i, t in enumerate(tokens) if t not in "()"]
+    parts = tokens(rewrite)
+    spots = [i for i, t in enumerate(parts) if t not in "()"]
     for _ in range(20):
         i = rng.choice(spots)
-        changed = list(tokens)
-        token = tokens[i]
-        if token in "+-*":
-            changed[i] = rng.choice([o for o in "+-*" if o != token])
+        changed = list(parts)
+        if parts[i] in "+-*":
+            changed[i] = rng.choice([o for o in "+-*" if o != parts[i]])
         else:
-            negative = token.startswith("(") or token.startswith("-")
-            digits = token.strip("()-")
+            negative = parts[i].startswith(("(", "-"))
+            digits = parts[i].strip("()-")
             pos = rng.randrange(len(digits))
             new_digit = str((int(digits[pos]) + rng.randrange(1, 10)) % 10)
             if pos == 0 and new_digit == "0" and len(digits) > 1:
-                continue
+                continue  # a leading zero is not a number
             digits = digits[:pos] + new_digit + digits[pos + 1 :]
-            changed[i] = (f"(-{digits})" if len(tokens) > 1 else f"-{digits}") if negative else digits
+            changed[i] = (f"(-{digits})" if len(parts) > 1 else f"-{digits}") if negative else digits
         try:
             wrong = parse("".join(changed))
         except ValueError:
@@ -108,24 +106,13 @@ def _copy_mistake(prev: Node, step: str, rng: random.Random) -> str | None:
 
 def _order_mistake(prev: Node, rng: random.Random) -> str | None:
     """Do an adjacent ``a op b`` that is not a sub-expression (precedence or associativity forbids it)."""
-    text = render(prev)
-    tokens = _TOKEN.findall(text)
-    ready = {render(n) for _, n in ready_ops(prev)}
-    candidates = [
-        i
-        for i in range(len(tokens) - 2)
-        if tokens[i + 1] in "+-*"
-        and tokens[i] not in "+-*()"
-        and tokens[i + 2] not in "+-*()"
-        and "".join(tokens[i : i + 3]) not in ready
-    ]
+    candidates = blocked_pairs(prev)
     if not candidates:
         return None
-    i = rng.choice(candidates)
-    pair = "".join(tokens[i : i + 3])
+    i, pair = rng.choice(candidates)
     value = value_of(parse(pair))
-    literal = f"({value})" if value < 0 else str(value)
-    spliced = "".join([*tokens[:i], literal, *tokens[i + 3 :]])
+    parts = tokens(render(prev))
+    spliced = "".join([*parts[:i], f"({value})" if value < 0 else str(value), *parts[i + 3 :]])
     return format_step([(pair, value)], render(parse(spliced)))
 
 

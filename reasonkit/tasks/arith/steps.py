@@ -40,6 +40,9 @@ from reasonkit.tasks.arith.expr import (
 
 Path = tuple[int, ...]  # child indices from the root: 0 = left (or a negation's operand), 1 = right
 _INT = re.compile(r"-?\d{1,30}")
+_TOKEN = re.compile(
+    r"\(-\d+\)|\d+|[-+*()]"
+)  # a literal (negative ones in parentheses), an operator, a parenthesis
 
 
 @dataclass(frozen=True)
@@ -122,6 +125,29 @@ def ready_ops(node: Node) -> list[tuple[Path, BinOp]]:
         (p, n)
         for p, n in subtrees(node)
         if isinstance(n, BinOp) and isinstance(n.left, Num) and isinstance(n.right, Num)
+    ]
+
+
+def tokens(text: str) -> list[str]:
+    """Canonical expression text as literals, operators and parentheses (``(-7)`` is one literal)."""
+    return _TOKEN.findall(text)
+
+
+def blocked_pairs(node: Node) -> list[tuple[int, str]]:
+    """Adjacent ``a op b`` literal pairs in the text of ``node`` that are *not* ready operations.
+
+    Precedence or associativity forbids doing them first (``3+4`` in ``3+4*5``, ``4+5`` in
+    ``3-4+5``): the tempting wrong moves. Each comes with its token index in ``tokens(render(node))``.
+    """
+    parts = tokens(render(node))
+    ready = {render(n) for _, n in ready_ops(node)}
+    return [
+        (i, "".join(parts[i : i + 3]))
+        for i in range(len(parts) - 2)
+        if parts[i + 1] in "+-*"
+        and parts[i] not in "+-*()"
+        and parts[i + 2] not in "+-*()"
+        and "".join(parts[i : i + 3]) not in ready
     ]
 
 

@@ -30,11 +30,11 @@ from __future__ import annotations
 
 import hashlib
 import random
-import re
 from collections.abc import Sequence
 
 from reasonkit.tasks.arith.expr import BinOp, Neg, Node, Num, count_ops, parse, render, value_of
 from reasonkit.tasks.arith.steps import (
+    blocked_pairs,
     canonical_step,
     check_step,
     expressions,
@@ -45,12 +45,12 @@ from reasonkit.tasks.arith.steps import (
     ready_ops,
     split_history,
     step_at,
+    tokens,
 )
 
 MAX_SUBTASKS = 4
 N_PLANS = 3
 ASPECT_ORDER = ("A1", "A2", "A3", "B1", "B2", "C1", "C2")
-_TOKEN = re.compile(r"\(-\d+\)|\d+|[-+*()]")
 
 
 def current_expression(question: str, steps: Sequence[str]) -> Node:
@@ -154,11 +154,7 @@ def debate_plans(question: str, steps: Sequence[str]) -> list[str]:
         return []
     rng = _state_rng(node)
     plans = list(dict.fromkeys(ready))[:N_PLANS]
-    tokens = _TOKEN.findall(render(node))
-    adjacent = ["".join(tokens[i : i + 3]) for i in range(len(tokens) - 2)]
-    tempting = [
-        a for a in dict.fromkeys(adjacent) if _is_pair(a) and _valid_plan(node, a) is None and a not in plans
-    ]
+    tempting = [pair for pair in dict.fromkeys(text for _, text in blocked_pairs(node)) if pair not in plans]
     rng.shuffle(tempting)
     plans += tempting[: N_PLANS - len(plans)]
     for _ in range(100):  # a handful of tries always suffices; the bound only guards the loop
@@ -171,14 +167,9 @@ def debate_plans(question: str, steps: Sequence[str]) -> list[str]:
     return plans
 
 
-def _is_pair(text: str) -> bool:
-    parts = _TOKEN.findall(text)
-    return len(parts) == 3 and parts[1] in "+-*" and parts[0] not in "+-*()" and parts[2] not in "+-*()"
-
-
 def _miscopy(plan: str, rng: random.Random) -> str:
     """A plausible copying slip: another operator, or an operand off by one."""
-    left, op, right = _TOKEN.findall(plan)
+    left, op, right = tokens(plan)
     if rng.random() < 0.5:
         return left + rng.choice([o for o in "+-*" if o != op]) + right
     target = rng.choice([0, 2])

@@ -248,16 +248,22 @@ def _check_mixture(mixture: Mapping[str, float]) -> tuple[list[str], list[float]
     return list(mixture), list(mixture.values())
 
 
+def _draw(rng: random.Random, split: str, cfg: ArithConfig) -> Node:
+    """A random problem of ``split``: rejection keeps the split's hash bucket (train accepts 80%)."""
+    for _ in range(10_000):
+        node = sample_expression(rng, rng.randint(cfg.min_ops, cfg.max_ops), cfg)
+        if split_of(render(node)) == split:
+            return node
+    raise ValueError(f"no {split} problem found in 10000 draws: the config's problem space is too small")
+
+
 def example(
     task: str, split: str, seed: int, index: int, pack: PromptPack, config: ArithConfig | None = None
 ) -> tuple[Prompt, str]:
     """Training pair ``index`` of ``task``: (prompt, target + the pack's end marker)."""
     rng = random.Random(f"reasonkit.arith.train:{split}:{seed}:{index}")
     cfg = config or ArithConfig()
-    while True:  # rejection keeps the split's hash bucket; train accepts 80% of draws
-        node = sample_expression(rng, rng.randint(cfg.min_ops, cfg.max_ops), cfg)
-        if split_of(render(node)) == split:
-            break
+    node = _draw(rng, split, cfg)
     state = sample_state(node, task, rng)
     prompt, target = _target(task, state, pack, rng)
     return prompt, target + pack.end
@@ -304,9 +310,7 @@ def corrupted_states(
     rng = random.Random(f"reasonkit.arith.corrupted:{split}:{seed}")
     out: list[tuple[ArithState, str]] = []
     while len(out) < n:
-        node = sample_expression(rng, rng.randint(cfg.min_ops, cfg.max_ops), cfg)
-        if split_of(render(node)) != split:
-            continue
+        node = _draw(rng, split, cfg)
         q = render(node)
         path = solution_path(node, rng)
         steps = path[: rng.randint(1, len(path))]
