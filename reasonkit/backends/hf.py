@@ -221,7 +221,9 @@ class HFBackend:
             prefix_out = self.model(
                 input_ids=torch.tensor([context], device=_input_device(self.model)), use_cache=True
             )
-            cache = prefix_out.get("cache", prefix_out.get("past_key_values"))
+            cache = prefix_out.get("cache")  # transformers 5.x; 4.x calls it past_key_values
+            if cache is None:
+                cache = prefix_out.get("past_key_values")
             first = torch.log_softmax(prefix_out.logits[0, -1].float(), dim=-1)  # (V,)
             for start in range(0, len(todo), self.batch_size):
                 chunk = todo[start : start + self.batch_size]

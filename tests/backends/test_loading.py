@@ -1,0 +1,143 @@
+"""load_backend: every accepted spec form, the built-in model, caching, and clear errors for the rest."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from fault_server import Action, FaultServer
+
+from reasonkit.backends import loading
+from reasonkit.backends.base import BackendError
+from reasonkit.backends.cached import CachedBackend
+from reasonkit.backends.hf import HFBackend
+from reasonkit.backends.loading import BackendSpec, SpecError, load_backend, parse_spec
+from reasonkit.backends.openai import OpenAIBackend
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ("builtin", BackendSpec("builtin", str(loading.BUILTIN_DIR))),
+        (
+            "openai:http://h:8000/v1#Qwen/Qwen2.5-7B-Instruct",
+            BackendSpec("openai", "http://h:8000/v1", "Qwen/Qwen2.5-7B-Instruct"),
+        ),
+        (
+            "openai:https://api.x.com/v1/gpt-4o-mini",
+            BackendSpec("openai", "https://api.x.com/v1", "gpt-4o-mini"),
+        ),
+        (
+            "openai:http://h:8000/v1/meta-llama/Llama-3.1-8B",
+            BackendSpec("openai", "http://h:8000/v1", "meta-llama/Llama-3.1-8B"),
+        ),
+        ("openai:http://h:8000/v1", BackendSpec("openai", "http://h:8000/v1", None)),
+        ("http://127.0.0.1:8000/v1", BackendSpec("openai", "http://127.0.0.1:8000/v1", None)),
+        ("http://127.0.0.1:8000/v1/", BackendSpec("openai", "http://127.0.0.1:8000/v1/", None)),
+        ("http://h:8000/v1#m:latest", BackendSpec("openai", "http://h:8000/v1", "m:latest")),
+        ("Qwen/Qwen2.5-0.5B-Instruct", BackendSpec("hf", "Qwen/Qwen2.5-0.5B-Instruct")),
+        ("gpt2", BackendSpec("hf", "gpt2")),
+        ("hf:Qwen/Qwen2.5-0.5B", BackendSpec("hf", "Qwen/Qwen2.5-0.5B")),
+        ("./models/mine", BackendSpec("hf", "./models/mine")),
+        ("/abs/path/to/model", BackendSpec("hf", "/abs/path/to/model")),
+    ],
+)
+def test_parse_spec_forms(spec, expected):
+    assert parse_spec(spec) == expected
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "",
+        "   ",
+        "openai:",
+        "openai:localhost:8000/v1#m",
+        "ftp://h/v1",
+        "hf:",
+        "my model",
+        "a:b",
+        "http:///v1#m",
+    ],
+)
+def test_malformed_specs_list_the_accepted_forms(spec):
+    with pytest.raises(SpecError, match=r"accepted forms: 'builtin'.*openai:http://HOST:PORT/v1#MODEL"):
+        parse_spec(spec)
+    with pytest.raises(BackendError):  # SpecError is a BackendError (and a ValueError) for callers
+        load_backend(spec)
+
+
+def test_builtin_missing_is_a_clear_error(monkeypatch, tmp_path):
+    monkeypatch.setattr(loading, "BUILTIN_DIR", tmp_path / "zoo" / "builtin")
+    with pytest.raises(BackendError, match=r"built-in model is not in this installation.*reasonkit train-lm"):
+        load_backend("builtin")
+
+
+def test_builtin_loads_the_shipped_directory_with_its_prompt_pack(monkeypatch, tmp_path, model_dir):
+    zoo = tmp_path / "zoo" / "builtin"
+    shutil.copytree(model_dir, zoo)
+    (zoo / "reasonkit.json").write_text(json.dumps({"prompt_pack": "compact"}))
+    monkeypatch.setattr(loading, "BUILTIN_DIR", zoo)
+    lm = load_backend("builtin", batch_size=2)
+    assert (
+        isinstance(lm, HFBackend)
+        and lm.name == "builtin"
+        and lm.prompt_pack == "compact"
+        and lm.batch_size == 2
+    )
+
+
+def test_local_path_and_cache_wrapping(model_dir, tmp_path):
+    lm = load_backend(str(model_dir))
+    assert isinstance(lm, HFBackend) and lm.name == str(model_dir)
+    cached = load_backend(f"hf:{model_dir}", cache=True)
+    assert isinstance(cached, CachedBackend) and cached.path is None
+    on_disk = load_backend(str(model_dir), cache=tmp_path / "c.sqlite")
+    assert isinstance(on_disk, CachedBackend) and (tmp_path / "c.sqlite").is_file()
+
+
+def test_missing_local_path_names_it():
+    with pytest.raises(BackendError, match=r"/no/such/model.*no model directory"):
+        load_backend("/no/such/model")
+
+
+def test_server_specs_build_openai_backends_without_network():
+    lm = load_backend("openai:http://127.0.0.1:9/v1#served", timeout=3, max_concurrency=2)
+    assert isinstance(lm, OpenAIBackend)
+    assert (lm.base_url, lm.model, lm.timeout, lm.max_concurrency) == (
+        "http://127.0.0.1:9/v1",
+        "served",
+        3,
+        2,
+    )
+
+
+def _models(*ids: str, pack: str | None = None) -> Action:
+    entries = [
+        {"id": i, "object": "model", **({"reasonkit": {"prompt_pack": pack}} if pack else {})} for i in ids
+    ]
+    return Action(body=json.dumps({"object": "list", "data": entries}).encode())
+
+
+def test_plain_url_takes_the_one_served_model_and_its_prompt_pack():
+    with FaultServer([_models("tiny-builtin", pack="compact")]) as srv:
+        lm = load_backend(srv.url, max_retries=0)
+    assert isinstance(lm, OpenAIBackend) and lm.model == "tiny-builtin" and lm.prompt_pack == "compact"
+    assert srv.requests[0]["path"] == "/v1/models"
+
+
+def test_plain_url_with_several_models_asks_to_name_one():
+    with (
+        FaultServer([_models("a", "b")]) as srv,
+        pytest.raises(SpecError, match=r"serves 2 models \['a', 'b'\].*#a"),
+    ):
+        load_backend(srv.url, max_retries=0)
+
+
+def test_plain_url_that_is_not_a_server_is_a_clear_error():
+    with (
+        FaultServer([Action(body=b'{"hello": "world"}')]) as srv,
+        pytest.raises(BackendError, match="no list of models"),
+    ):
+        load_backend(srv.url, max_retries=0)
