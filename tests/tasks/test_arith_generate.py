@@ -105,6 +105,16 @@ def test_operation_counts_levels_and_limits(n_ops: int) -> None:
     assert {p.meta["n_ops"] for p in generate(30, split="train", level=4)} <= {7, 8}
 
 
+def test_solution_length_cap() -> None:
+    for p in generate(60, split="train", seed=4, n_ops=8):
+        assert len(p.question) + sum(len(s) + 1 for s in p.meta["steps"]) <= ArithConfig().max_solution_chars
+    tight = ArithConfig(max_solution_chars=60)
+    for p in generate(20, split="train", seed=4, n_ops=3, config=tight):
+        assert len(p.question) + sum(len(s) + 1 for s in p.meta["steps"]) <= 60
+    with pytest.raises(ValueError, match="max_solution_chars=20"):
+        generate(1, n_ops=8, config=ArithConfig(max_solution_chars=20))
+
+
 def test_operand_digits_are_configurable() -> None:
     cfg = ArithConfig(min_digits=2, max_digits=2, max_abs_value=10**5)
     for p in generate(30, split="train", seed=0, config=cfg, n_ops=1):
@@ -146,6 +156,7 @@ def test_jsonl_bad_line_names_file_and_line(tmp_path) -> None:
         ({"mul_max_digits": 4}, "mul_max_digits"),
         ({"max_abs_value": 50}, "max_abs_value"),
         ({"op_weights": (1.0, -1.0, 1.0)}, "op_weights"),
+        ({"max_solution_chars": -1}, "max_solution_chars"),
     ],
 )
 def test_bad_config_is_one_clear_error(kwargs: dict, message: str) -> None:

@@ -6,8 +6,10 @@ Its level is ``ceil(n_ops / 2)``: level 1 = 1–2 operations … level 4 = 7–8
 
 Products keep one small factor (below ``10**mul_max_digits`` in size, by default a single digit)
 and every intermediate value stays within ``±max_abs_value``: multi-digit long multiplication is
-not what a 1–5M-parameter model can learn on CPU, and the cap keeps an 8-operation chain of thought
-short enough for a char-level model. Intermediate values may be negative.
+not what a 1–5M-parameter model can learn on CPU. The written-out gold solution is capped at
+``max_solution_chars`` (a fraction of a percent of 8-operation draws are longer), which keeps a
+compact chain of thought within 384 characters for a char-level model. Intermediate values may be
+negative.
 
 Splits are disjoint by a hash of the canonical expression text (80 / 10 / 10 % train / validation /
 test): no test *expression* is ever a training problem. Sub-expressions and single calculations are
@@ -69,6 +71,13 @@ class ArithConfig:
     op_weights: tuple[float, float, float] = field(
         default=(0.35, 0.35, 0.3), metadata={"help": "relative frequency of +, -, *"}
     )
+    max_solution_chars: int = field(
+        default=340,
+        metadata={
+            "help": "longest gold solution (question plus ';'-joined steps) in characters; the default "
+            "keeps the compact chain of thought within 384 characters (0: no limit)"
+        },
+    )
 
     def __post_init__(self) -> None:
         if not 1 <= self.min_ops <= self.max_ops <= MAX_OPS_LIMIT:
@@ -92,6 +101,8 @@ class ArithConfig:
         if len(weights) != 3 or any(w < 0 for w in weights) or sum(weights) <= 0:
             raise ValueError(f"op_weights must be 3 non-negative numbers for +, -, *, got {weights}")
         object.__setattr__(self, "op_weights", weights)
+        if self.max_solution_chars < 0:
+            raise ValueError(f"max_solution_chars must be >= 0 (0: no limit), got {self.max_solution_chars}")
 
 
 def _literal(rng: random.Random, lo_digits: int, hi_digits: int) -> Num:
@@ -137,12 +148,19 @@ def sample_expression(rng: random.Random, n_ops: int, config: ArithConfig | None
         raise ValueError(f"n_ops must be >= 1, got {n_ops}")
     for _ in range(10_000):
         tree = _grow(rng, n_ops, cfg)
-        if _within_limits(tree, cfg):
+        if _within_limits(tree, cfg) and _short_enough(tree, cfg):
             return tree
     raise ValueError(
-        f"could not draw a {n_ops}-operation expression within max_abs_value={cfg.max_abs_value}; "
-        f"raise max_abs_value or lower max_digits"
+        f"could not draw a {n_ops}-operation expression within max_abs_value={cfg.max_abs_value} and "
+        f"max_solution_chars={cfg.max_solution_chars}; raise them or lower max_digits"
     )
+
+
+def _short_enough(tree: Node, cfg: ArithConfig) -> bool:
+    if not cfg.max_solution_chars:
+        return True
+    budget = cfg.max_solution_chars - len(render(tree))
+    return budget >= 0 and sum(len(s) + 1 for s in gold_steps(tree)) <= budget
 
 
 def make_problem(expression: str | Node) -> Problem:
