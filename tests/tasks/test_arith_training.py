@@ -57,6 +57,8 @@ def test_mixture_selects_tasks_and_bad_mixtures_fail() -> None:
         list(training_examples(n=1, mixture={"cot": 0.0}))
     with pytest.raises(ValueError, match="split must be one of"):
         list(training_examples("dev", n=1))
+    with pytest.raises(ValueError, match="unknown task 'ponder'"):
+        example("ponder", "train", 0, 0, COMPACT)
 
 
 def test_compact_pairs_fit_the_budget_at_8_operations_and_3_digits() -> None:

@@ -261,6 +261,8 @@ def example(
     task: str, split: str, seed: int, index: int, pack: PromptPack, config: ArithConfig | None = None
 ) -> tuple[Prompt, str]:
     """Training pair ``index`` of ``task``: (prompt, target + the pack's end marker)."""
+    if task not in CALLS:
+        raise ValueError(f"unknown task {task!r}; tasks are the pack calls {CALLS}")
     rng = random.Random(f"reasonkit.arith.train:{split}:{seed}:{index}")
     cfg = config or ArithConfig()
     node = _draw(rng, split, cfg)
