@@ -88,7 +88,8 @@ def test_cached_continuation_equals_one_forward(gla_kernel):
     cache = out.cache
     assert isinstance(cache, GatedLMCache) and cache.get_seq_length() == cut1
     parts = [out.logits]
-    out = model(ids[:, cut1:cut2], attention_mask=mask[:, :cut2], cache=cache)  # mask over all tokens
+    step_embeds = model.get_input_embeddings()(ids[:, cut1:cut2])  # decode from embeddings, as HRPO does
+    out = model(inputs_embeds=step_embeds, attention_mask=mask[:, :cut2], cache=cache)  # mask over all tokens
     parts.append(out.logits)
     out = model(ids[:, cut2:], attention_mask=mask[:, cut2:], cache=cache)  # mask of the new tokens only
     parts.append(out.logits)

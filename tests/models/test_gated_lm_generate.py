@@ -157,3 +157,21 @@ def test_large_left_padded_batch_in_low_precision(dtype):
             rtol=0.05 if dtype == torch.bfloat16 else 1e-4,
             atol=0.05 if dtype == torch.bfloat16 else 1e-4,
         )
+
+
+@pytest.mark.parametrize("layer_types", [["gla", "slstm"], MIXED])
+def test_generate_continues_from_a_returned_cache(layer_types):
+    """Multi-turn: pass the cache back with the whole conversation; only the new part is run."""
+    model = make_model(layer_types)
+    ids, mask = left_pad(_rows((5, 8), seed=8))
+    first = model.generate(
+        ids, attention_mask=mask, max_new_tokens=3, min_new_tokens=3, return_dict_in_generate=True
+    )
+    follow_up = torch.tensor([[11, 12], [13, 14]])
+    turn2 = torch.cat([first.sequences, follow_up], dim=1)
+    mask2 = torch.cat([mask, torch.ones(2, turn2.shape[1] - mask.shape[1], dtype=mask.dtype)], dim=1)
+    continued = model.generate(
+        turn2, attention_mask=mask2, cache=first.cache, max_new_tokens=NEW, do_sample=False
+    )
+    fresh = model.generate(turn2, attention_mask=mask2, max_new_tokens=NEW, do_sample=False)
+    assert torch.equal(continued, fresh)

@@ -72,8 +72,11 @@ class GatedLMCache:
 
     @property
     def is_linear(self) -> list[bool]:
-        """Per slot: True for recurrent slots (no sequence dimension), as transformers' Cache reports."""
-        return [t != "attn" for t in self.slot_types]
+        """All False: generate() slices a continued prompt by ``get_seq_length()`` only when some
+        layer is not "linear", and this cache counts tokens for every slot, so a continuation always
+        passes the full sequence, whatever the mix of layer types (recurrent slots still hold no
+        sequence dimension)."""
+        return [False] * len(self.slot_types)
 
     @property
     def batch_size(self) -> int:
