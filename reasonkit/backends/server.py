@@ -21,6 +21,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import os
 import queue
 import sys
 import threading
@@ -57,13 +58,18 @@ class ServeConfig:
     port: int = field(default=8000, metadata={"help": "port to listen on (0 picks a free one)"})
     served_model_name: str | None = field(
         default=None,
-        metadata={"help": "model id reported by /v1/models and required in requests (default: --model)"},
+        metadata={"help": "model id reported by /v1/models and accepted in requests; unset: --model"},
     )
     api_key: str | None = field(
-        default=None, metadata={"help": "if set, requests must send 'Authorization: Bearer <key>'"}
+        default=None,
+        metadata={
+            "help": "if set, requests must send 'Authorization: Bearer <key>' (REASONKIT_SERVE_API_KEY in the "
+            "environment does the same and keeps the key out of the process list)"
+        },
     )
     device: str | None = field(
-        default=None, metadata={"help": "device for a local model (default: GPU if any)"}
+        default=None,
+        metadata={"help": "device for a local model, e.g. cuda:0 or cpu; unset: all GPUs, else CPU"},
     )
     dtype: str = field(default="auto", metadata={"help": "'auto', 'float32', 'bfloat16' or 'float16'"})
     batch_size: int = field(default=32, metadata={"help": "most sequences per forward pass of a local model"})
@@ -370,7 +376,8 @@ def serve_command(argv: Sequence[str]) -> int:
 
     config = parse_config(ServeConfig, argv, prog="reasonkit serve")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    if config.host not in ("127.0.0.1", "localhost", "::1") and config.api_key is None:
+    api_key = config.api_key or os.environ.get("REASONKIT_SERVE_API_KEY") or None
+    if config.host not in ("127.0.0.1", "localhost", "::1") and api_key is None:
         logger.warning(
             "serving on %s without --api-key: anyone who can reach this port can use the model", config.host
         )
@@ -381,7 +388,7 @@ def serve_command(argv: Sequence[str]) -> int:
         host=config.host,
         port=config.port,
         served_model_name=config.served_model_name or config.model,
-        api_key=config.api_key,
+        api_key=api_key,
         max_batch_wait_ms=config.max_batch_wait_ms,
         default_max_tokens=config.default_max_tokens,
         owns_backend=True,

@@ -237,3 +237,42 @@ def test_bad_input_and_training_mode_is_restored(llama, tokenizer):
     lm.close()
     with pytest.raises(BackendError, match="closed"):
         lm.generate(["hello"], SamplingParams(max_new_tokens=2))
+
+
+def test_gated_lm_directory_loads_through_the_auto_classes(tmp_path, chat_tokenizer):
+    """reasonkit's own hybrid model: found by path, batched == single, loglikelihood == manual forward."""
+    from reasonkit.models import GatedLMConfig, GatedLMForCausalLM
+
+    torch.manual_seed(0)
+    config = GatedLMConfig(
+        vocab_size=len(chat_tokenizer),
+        hidden_size=32,
+        num_hidden_layers=3,
+        layer_types=["gla", "attn", "slstm"],
+        num_heads=4,
+        num_kv_heads=2,
+        intermediate_size=64,
+        pad_token_id=0,
+        bos_token_id=1,
+        eos_token_id=2,
+        initializer_range=0.3,
+    )
+    GatedLMForCausalLM(config).save_pretrained(tmp_path)
+    chat_tokenizer.save_pretrained(tmp_path)
+    lm = HFBackend(str(tmp_path), batch_size=4)
+    assert type(lm.model).__name__ == "GatedLMForCausalLM"
+    prompts = ["Question: what is 2 + 3?", "hello", [{"role": "user", "content": "hi"}]]
+    for params in (
+        SamplingParams(max_new_tokens=8),
+        SamplingParams(max_new_tokens=8, temperature=1.0, n=2, seed=3),
+    ):
+        assert lm.generate(prompts, params) == [lm.generate([p], params)[0] for p in prompts]
+    context = lm.encode("The quick")
+    got = lm.loglikelihood("The quick", [" brown fox", " dog"])
+    for cont, value in zip([" brown fox", " dog"], got):
+        ids = chat_tokenizer(cont, add_special_tokens=False)["input_ids"]
+        with torch.no_grad():
+            logprobs = torch.log_softmax(lm.model(torch.tensor([context + ids])).logits[0].double(), -1)
+        assert value == pytest.approx(
+            sum(float(logprobs[len(context) - 1 + k, t]) for k, t in enumerate(ids)), abs=1e-4
+        )
