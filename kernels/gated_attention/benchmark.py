@@ -40,8 +40,8 @@ def _variant(impl: str, inputs: tuple[torch.Tensor, ...], backward: bool) -> Cal
     return run
 
 
-def bench_cases(device: str) -> list[BenchCase]:
-    """Cases for ``device`` ("cpu" or "cuda"); each times implementations side by side."""
+def bench_cases(device: str, quick: bool = False) -> list[BenchCase]:
+    """Cases for ``device`` ("cpu" or "cuda"), only the first size of each when ``quick``."""
     from reasonkit.kernels.bench import BenchCase
 
     cases = []
@@ -53,16 +53,12 @@ def bench_cases(device: str) -> list[BenchCase]:
             "naive",
         )
     else:
-        sizes, dtype, impls, baseline = (
-            [(4, 4096, 16, 128), (8, 1024, 8, 64)],
-            torch.bfloat16,
-            ("triton", "torch"),
-            "torch",
-        )
-    for B, T, H, D in sizes:
+        sizes, dtype = [(8, 1024, 8, 64), (4, 4096, 16, 128)], torch.bfloat16
+        impls, baseline = ("triton", "torch"), "torch"
+    names = {"triton": "fused triton", "torch": "sdpa + gate", "naive": "naive loop"}
+    for B, T, H, D in sizes[:1] if quick else sizes:
         for backward in (False, True):
             inputs = _inputs(B, T, H, D, device, dtype, grad=backward)
-            names = {"triton": "fused triton", "torch": "sdpa + gate", "naive": "naive loop"}
             cases.append(
                 BenchCase(
                     group="gated attention",

@@ -69,8 +69,8 @@ def _lstm_vs_cudnn(B: int, T: int, N: int, D: int, backward: bool) -> dict[str, 
     return {"fused triton": ours, "cudnn nn.LSTM": reference}
 
 
-def bench_cases(device: str) -> list[BenchCase]:
-    """Cases for ``device`` ("cpu" or "cuda"); each times implementations side by side."""
+def bench_cases(device: str, quick: bool = False) -> list[BenchCase]:
+    """Cases for ``device`` ("cpu" or "cuda"), only the first size of each when ``quick``."""
     from reasonkit.kernels.bench import BenchCase
 
     cases = []
@@ -81,7 +81,7 @@ def bench_cases(device: str) -> list[BenchCase]:
     else:
         runs = [("slstm", (16, 1024, 12, 64)), ("slstm", (16, 1024, 4, 32))]
         impls, baseline, dtype = ("triton", "torch"), "torch", torch.bfloat16
-    for kind, (B, T, N, D) in runs:
+    for kind, (B, T, N, D) in runs[:2] if quick else runs:
         for backward in (False, True):
             params = _params(B, T, N, D, device, dtype, backward)
             cases.append(
@@ -94,7 +94,7 @@ def bench_cases(device: str) -> list[BenchCase]:
                 )
             )
     if device != "cpu":
-        for B, T, N, D in [(16, 1024, 1, 64), (16, 1024, 8, 64)]:
+        for B, T, N, D in [(16, 1024, 1, 64), (16, 1024, 8, 64)][: 1 if quick else 2]:
             for backward in (False, True):
                 same = "same function" if N == 1 else f"cuDNN dense {N * D}x{N * D}"
                 cases.append(
