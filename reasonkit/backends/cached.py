@@ -1,8 +1,10 @@
 """CachedBackend: memoise deterministic requests in memory and, optionally, in a SQLite file.
 
 RL over a fixed problem set asks for the same (prompt, parameters) again and again; a greedy or
-seeded request has one answer, so it is computed once. Keys are (backend name, prompt, every
-SamplingParams field); unseeded sampling (temperature > 0, no seed) always goes to the backend.
+seeded request has one answer, so it is computed once. Keys are (backend identity, prompt, every
+SamplingParams field), the identity being the backend's ``fingerprint`` when it has one (HFBackend:
+its name plus a digest of the checkpoint's files) and its ``name`` otherwise. Unseeded sampling
+(temperature > 0, no seed) always goes to the backend.
 
     >>> lm = CachedBackend(load_backend("builtin"), path="runs/cache.sqlite")   # doctest: +SKIP
     >>> lm.generate(prompts, SamplingParams()); lm.hits, lm.misses              # doctest: +SKIP
@@ -42,6 +44,8 @@ class CachedBackend:
         self.inner = inner
         self.name: str = inner.name
         self.capabilities: frozenset[str] = inner.capabilities
+        # HFBackend's fingerprint digests the checkpoint files, so a model retrained in place misses.
+        self._identity = str(getattr(inner, "fingerprint", None) or inner.name)
         self.path = Path(path) if path is not None else None
         self.hits = 0
         self.misses = 0
@@ -106,7 +110,7 @@ class CachedBackend:
             if isinstance(prompt, str)
             else [{"role": m["role"], "content": m["content"]} for m in prompt]
         )
-        payload = json.dumps([kind, self.inner.name, body, extra], sort_keys=True, ensure_ascii=False)
+        payload = json.dumps([kind, self._identity, body, extra], sort_keys=True, ensure_ascii=False)
         return hashlib.sha256(payload.encode()).hexdigest()
 
     def _lookup(self, keys: Sequence[str]) -> dict[str, Any]:

@@ -34,7 +34,7 @@ import torch
 
 from reasonkit.backends.base import BackendError
 from reasonkit.backends.decoding import RowSampler, StopOnStrings, row_generator
-from reasonkit.backends.hf_load import load, read_model_card, register_reasonkit_models
+from reasonkit.backends.hf_load import fingerprint, load, read_model_card, register_reasonkit_models
 from reasonkit.backends.request import check_prompt, check_prompts, trim_at_stop
 from reasonkit.types import Completion, Prompt, SamplingParams
 
@@ -60,11 +60,13 @@ class HFBackend:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         card: dict[str, Any] = {}
+        digest = ""
         if isinstance(model, str):
             loaded = load(
                 model, device=device, dtype=dtype, trust_remote_code=trust_remote_code, download=download
             )
             self.model, card = loaded.model, read_model_card(loaded.directory)
+            digest = fingerprint(loaded.directory) if loaded.directory is not None else ""
             self.tokenizer = tokenizer if tokenizer is not None else loaded.tokenizer
             self.model.eval()
             default_name = model
@@ -74,6 +76,9 @@ class HFBackend:
             self.tokenizer = tokenizer if tokenizer is not None else _tokenizer_for(model)
             default_name = getattr(model, "name_or_path", "") or type(model).__name__
         self.name: str = name or default_name
+        #: name plus a digest of the checkpoint's files (CachedBackend keys on it); a model object passed in
+        #: has no files to digest, so its fingerprint is its name: do not cache a model you are training.
+        self.fingerprint: str = f"{self.name}@{digest}" if digest else self.name
         self.batch_size = batch_size
         self.prompt_pack: str = prompt_pack or str(card.get("prompt_pack", "natural"))
         self.capabilities: frozenset[str] = frozenset(
@@ -82,6 +87,7 @@ class HFBackend:
         )
         self._lock = threading.Lock()  # one model, many callers (server threads, thread pools)
         self._warned_no_template = False
+        self._warned_context = False
         self._eos_ids = _eos_ids(self.model, self.tokenizer)
         pad = self.tokenizer.pad_token_id
         self._pad_id: int = pad if pad is not None else (min(self._eos_ids) if self._eos_ids else 0)
@@ -121,6 +127,7 @@ class HFBackend:
                 raise ValueError(
                     f"prompt {i} is empty after tokenization; give the model some text to continue"
                 )
+        self._check_context(max((len(ids) for ids in encoded), default=0), params.max_new_tokens)
         greedy = params.temperature == 0
         rows: list[_Row] = [
             (i, j, ids) for i, ids in enumerate(encoded) for j in range(1 if greedy else params.n)
@@ -133,6 +140,22 @@ class HFBackend:
                 for (i, j, _), completion in zip(chunk, self._generate_rows(chunk, params)):
                     results[(i, j)] = completion
         return [[results[(i, 0 if greedy else j)] for j in range(params.n)] for i in range(len(encoded))]
+
+    def _check_context(self, longest_prompt: int, max_new_tokens: int) -> None:
+        """Warn once when a request runs past the positions the model was configured for.
+
+        Not an error: RoPE models run (degraded) past it and rope-scaled configs may understate it;
+        models with learned absolute positions (GPT-2) then fail inside generate with an index error.
+        """
+        limit = getattr(getattr(self.model, "config", None), "max_position_embeddings", None)
+        if isinstance(limit, int) and longest_prompt + max_new_tokens > limit and not self._warned_context:
+            self._warned_context = True
+            warnings.warn(
+                f"{self.name}: a prompt of {longest_prompt} tokens plus max_new_tokens={max_new_tokens} exceeds "
+                f"the model's max_position_embeddings={limit}; output past that position is unreliable",
+                RuntimeWarning,
+                stacklevel=3,
+            )
 
     def _generate_rows(self, rows: Sequence[_Row], params: SamplingParams) -> list[Completion]:
         width = max(len(ids) for _, _, ids in rows)

@@ -14,6 +14,7 @@ through the transformers Auto classes. A model directory may hold ``reasonkit.js
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import json
 import os
@@ -130,6 +131,38 @@ def locate(spec: str, download: bool | None) -> tuple[str, Path | None]:
             missing_model_message(spec, "it is not in the local HF cache and downloads are off")
         )
     return spec, None
+
+
+_FINGERPRINT_FILES = (
+    "config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "chat_template.jinja",
+    "reasonkit.json",
+)
+_EDGE = (
+    2**20
+)  # bytes read from each end of a weight file: retraining changes them, hashing 15 GB would not do
+
+
+def fingerprint(directory: Path) -> str:
+    """A short digest of what decides a model's outputs: config, tokenizer files, weight files' size and edges.
+
+    Caches key on it, so retraining a checkpoint in place (same path) does not serve stale completions.
+    """
+    digest = hashlib.sha256()
+    for name in _FINGERPRINT_FILES:
+        path = directory / name
+        if path.is_file():
+            digest.update(name.encode() + b"\0" + path.read_bytes())
+    for path in sorted(directory.glob("*.safetensors")) + sorted(directory.glob("*.bin")):
+        size = path.stat().st_size
+        digest.update(f"{path.name}:{size}".encode())
+        with path.open("rb") as handle:
+            digest.update(handle.read(_EDGE))
+            handle.seek(max(0, size - _EDGE))
+            digest.update(handle.read(_EDGE))
+    return digest.hexdigest()[:16]
 
 
 def read_model_card(directory: Path | None) -> dict[str, Any]:

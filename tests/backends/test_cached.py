@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 import threading
 from collections.abc import Sequence
 
 import pytest
+import torch
 
 from reasonkit.backends.base import BackendError, CapabilityError, LanguageModel
 from reasonkit.backends.cached import CachedBackend
@@ -150,3 +152,22 @@ def test_unusable_cache_file_is_a_clear_error(tmp_path, inner):
     bad.write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(BackendError, match=r"cannot use .*not-a-db.sqlite as a cache file"):
         CachedBackend(inner, path=bad)
+
+
+def test_checkpoint_retrained_in_place_misses(tmp_path, model_dir):
+    """The key holds a digest of the checkpoint files, so new weights at the same path are recomputed."""
+    ckpt = tmp_path / "ckpt"
+    shutil.copytree(model_dir, ckpt)
+    path = tmp_path / "c.sqlite"
+    with CachedBackend(HFBackend(str(ckpt)), path=path) as cache:
+        first = cache.generate(["hello"], GREEDY)
+    with CachedBackend(HFBackend(str(ckpt)), path=path) as same:
+        assert same.generate(["hello"], GREEDY) == first and same.hits == 1
+    retrained = HFBackend(str(ckpt))
+    with torch.no_grad():
+        for p in retrained.model.parameters():
+            p.mul_(-1.0)
+    retrained.model.save_pretrained(ckpt)
+    with CachedBackend(HFBackend(str(ckpt)), path=path) as after:
+        after.generate(["hello"], GREEDY)
+        assert (after.hits, after.misses) == (0, 1)

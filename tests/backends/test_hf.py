@@ -276,3 +276,15 @@ def test_gated_lm_directory_loads_through_the_auto_classes(tmp_path, chat_tokeni
         assert value == pytest.approx(
             sum(float(logprobs[len(context) - 1 + k, t]) for k, t in enumerate(ids)), abs=1e-4
         )
+
+
+def test_running_past_the_position_limit_warns_once(llama, tokenizer):
+    lm = HFBackend(llama, tokenizer)  # max_position_embeddings=512
+    with pytest.warns(
+        RuntimeWarning, match=r"max_new_tokens=600 exceeds the model's max_position_embeddings=512"
+    ):
+        lm._check_context(3, 600)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        lm._check_context(3, 600)  # once per backend
+        HFBackend(llama, tokenizer)._check_context(3, 500)
