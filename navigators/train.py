@@ -1,0 +1,314 @@
+"""``reasonkit train-navigator``: train an RL-of-Thoughts navigator (arXiv 2505.14140) end to end.
+
+    reasonkit train-navigator                      # the built-in model on arith, minutes on a laptop CPU
+    reasonkit train-navigator --model Qwen/Qwen2.5-7B-Instruct --task math500 \\
+        --reward prm --prm math-shepherd:peiyi9979/math-shepherd-mistral-7b-prm --episodes 3000
+
+Steps: load the backend (cached on disk in the run directory), draw training problems from the
+task's train split and keep the hard ones (wrong with a direct prompt), run ``n_envs`` episodes at
+a time in a :class:`~reasonkit.navigators.env.ThoughtVecEnv`, learn with
+:class:`~reasonkit.navigators.dqn.DuelingDoubleDQN`, and every ``eval_every`` episodes evaluate the
+greedy navigator on validation problems and checkpoint (see :mod:`.training_run` for the files).
+Running the same command again resumes; a larger ``--episodes`` continues a finished run.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from reasonkit.navigators.rewards import REWARDS
+from reasonkit.navigators.training_run import TrainingRun
+
+from reasonkit.config import config_to_dict, parse_config
+
+_HELP = """Train an RL-of-Thoughts navigator (arXiv 2505.14140): a 2,566-parameter dueling double-DQN
+that picks the next logic block (reason, decompose, debate, refine, terminate) from the LLM's
+self-evaluation. With no arguments it trains on the built-in model and the arith task.
+
+For a real model, name it and a task, and give a process reward model if you have one:
+  reasonkit train-navigator --model Qwen/Qwen2.5-7B-Instruct --task math500 \\
+      --reward prm --prm math-shepherd:peiyi9979/math-shepherd-mistral-7b-prm --episodes 3000
+  reasonkit train-navigator --model openai:http://localhost:8000/v1#Qwen/Qwen2.5-14B-Instruct \\
+      --task gpqa --reward self-eval --n-envs 64 --episodes 3000
+--model takes an HF id, a local directory or an OpenAI-compatible URL (vLLM, SGLang …); --task takes
+arith, math500, gsm8k, gpqa, aime24, aime25, amc23 or a JSONL file of Problem records. The paper
+trains 3000 episodes on hard problems only (the default). Evaluate the result with
+  reasonkit eval --bench math500 --model ... --strategy rlot --navigator OUT/navigator.safetensors
+"""
+
+
+@dataclass
+class TrainNavigatorConfig:
+    """What ``reasonkit train-navigator`` trains (defaults: the paper's, except the episode budget)."""
+
+    model: str = field(
+        default="builtin",
+        metadata={"help": "backend: builtin, an HF id or local directory, or an OpenAI-compatible URL"},
+    )
+    task: str = field(
+        default="arith",
+        metadata={"help": "arith, math500, gsm8k, gpqa, aime24, aime25, amc23, or a JSONL file of problems"},
+    )
+    reward: str = field(
+        default="self-eval",
+        metadata={"help": f"step reward: {', '.join(REWARDS)} (terminal reward: correctness)"},
+    )
+    prm: str | None = field(
+        default=None,
+        metadata={"help": "process reward model for --reward prm: math-shepherd:ID or qwen-prm:ID"},
+    )
+    episodes: int = field(default=1000, metadata={"help": "training episodes (the paper: 3000)"})
+    hard_only: bool = field(
+        default=True, metadata={"help": "train only on problems the model gets wrong with a direct prompt"}
+    )
+    train_problems: int = field(
+        default=400, metadata={"help": "problems drawn from the train split before the hard-only filter"}
+    )
+    eval_problems: int = field(default=100, metadata={"help": "validation problems for periodic evaluation"})
+    eval_every: int = field(
+        default=200, metadata={"help": "evaluate and checkpoint every this many episodes"}
+    )
+    n_envs: int = field(
+        default=20, metadata={"help": "episodes run in parallel (one backend batch per block)"}
+    )
+    seed: int = field(default=0, metadata={"help": "seed for problems, exploration and network init"})
+    out: str | None = field(
+        default=None,
+        metadata={"help": "run directory (default runs/navigator-MODEL-TASK-REWARD); rerun to resume"},
+    )
+    pack: str | None = field(default=None, metadata={"help": "prompt pack (default: the backend's own)"})
+    max_depth: int = field(default=5, metadata={"help": "non-terminal blocks before terminate is forced"})
+    learning_rate: float = field(default=0.01, metadata={"help": "Adam learning rate"})
+    lr_decay: float = field(default=0.5, metadata={"help": "learning-rate factor every --lr-decay-episodes"})
+    lr_decay_episodes: int = field(default=1000, metadata={"help": "episodes between learning-rate decays"})
+    gamma: float = field(default=0.9, metadata={"help": "discount factor"})
+    batch_size: int = field(default=64, metadata={"help": "replay minibatch size"})
+    buffer_size: int = field(default=500, metadata={"help": "replay buffer size (learning starts when full)"})
+    target_update_interval: int = field(
+        default=50, metadata={"help": "gradient updates between target syncs"}
+    )
+    epsilon_decay: float = field(default=0.9995, metadata={"help": "exploration rate factor per env step"})
+    epsilon_final: float = field(default=0.0, metadata={"help": "exploration rate floor"})
+    cache: bool = field(default=True, metadata={"help": "cache backend calls in OUT/cache.sqlite"})
+    progress: bool = field(default=True, metadata={"help": "show a progress bar"})
+
+    def __post_init__(self) -> None:
+        if self.reward not in REWARDS:
+            raise ValueError(f"--reward must be one of {REWARDS}, got {self.reward!r}")
+        if self.reward == "prm" and not self.prm:
+            raise ValueError("--reward prm needs --prm FORMAT:MODEL (math-shepherd:ID or qwen-prm:ID)")
+        for name in ("episodes", "train_problems", "eval_problems", "eval_every", "n_envs", "max_depth"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        if not self.task.strip():
+            raise ValueError("--task is empty; use arith, a benchmark name or a JSONL file")
+
+
+def default_out(config: TrainNavigatorConfig) -> Path:
+    name = f"{config.model}-{Path(config.task).stem}-{config.reward}"
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-")
+    return Path("runs") / f"navigator-{slug}"
+
+
+@dataclass
+class TrainResult:
+    out_dir: Path
+    navigator_path: Path
+    summary: dict[str, Any]
+
+
+def block_histogram(traces: Sequence[Any]) -> dict[str, int]:
+    """How often each block was chosen over ``traces`` (RLoT traces carry ``meta["blocks"]``)."""
+    counts = Counter(b for t in traces for b in t.meta.get("blocks", ()))
+    return {b: counts.get(b, 0) for b in ("reason", "decompose", "debate", "refine", "terminate")}
+
+
+def train_navigator(config: TrainNavigatorConfig, backend: Any = None) -> TrainResult:
+    """Train (or resume) a navigator as ``config`` says; return where it is and the summary.
+
+    ``backend`` replaces ``config.model`` with a LanguageModel object (``config.model`` still names
+    it in the run's metadata).
+    """
+    from reasonkit.navigators.dqn import DuelingDoubleDQN
+    from reasonkit.navigators.env import ThoughtVecEnv
+    from reasonkit.navigators.monitor import TrainingMonitor
+    from reasonkit.navigators.problems import hard_problems, load_task
+    from reasonkit.navigators.rewards import make_reward
+
+    from reasonkit.backends.cached import CachedBackend
+    from reasonkit.backends.loading import load_backend
+    from reasonkit.strategies import Direct, resolve_pack
+
+    started = time.perf_counter()
+    run = TrainingRun(config.out or default_out(config))
+    settings = config_to_dict(config)
+    state = run.open(settings)
+    if state.get("finished") and state["episodes"] >= config.episodes:
+        print(f"{run.dir} already holds a finished run of {state['episodes']} episodes; pass a new --out, or "
+              f"a larger --episodes to continue it")  # fmt: skip
+        return TrainResult(run.dir, run.navigator_path, state.get("summary", {}))
+    if backend is None:
+        backend = load_backend(config.model)
+    if config.cache:
+        backend = CachedBackend(backend, path=run.path("cache.sqlite"))
+    pack = resolve_pack(config.pack, backend)
+    reward = make_reward(config.reward, config.prm)
+    pool = load_task(config.task, "train", config.train_problems, seed=config.seed)
+    train_set = hard_problems(pool, backend, pack) if config.hard_only else pool
+    if not train_set:
+        raise ValueError(
+            f"{config.model} answers all {len(pool)} training problems with a direct prompt: nothing is hard; "
+            "pass --hard-only false or a harder task"
+        )
+    validation = load_task(config.task, "validation", config.eval_problems, seed=config.seed)
+    if "direct_accuracy" not in state:
+        direct = Direct(pack=pack).solve(validation, backend)
+        state["direct_accuracy"] = sum(bool(t.correct) for t in direct) / len(direct)
+    done_before = int(state.get("episodes", 0))
+    env = ThoughtVecEnv(
+        train_set, backend, config.n_envs, pack=pack, reward=reward, max_depth=config.max_depth,
+        seed=config.seed + done_before,
+    )  # fmt: skip
+    if done_before:
+        model = DuelingDoubleDQN.load(run.path("checkpoint.zip"), env=env, device="cpu")
+        model.load_replay_buffer(run.path("replay.pkl"))
+    else:
+        model = DuelingDoubleDQN(
+            env=env, learning_rate=config.learning_rate, buffer_size=config.buffer_size,
+            batch_size=config.batch_size, gamma=config.gamma, target_update_interval=config.target_update_interval,
+            exploration_decay=config.epsilon_decay, exploration_final_eps=config.epsilon_final,
+            lr_decay=config.lr_decay, lr_decay_episodes=config.lr_decay_episodes, seed=config.seed,
+        )  # fmt: skip
+    metadata = {
+        "model": config.model, "task": config.task, "reward": reward.name, "pack": pack.name,
+        "max_depth": str(config.max_depth), "hard_only": str(config.hard_only),
+        "train_problems": str(len(train_set)), "config": _json(settings),
+    }  # fmt: skip
+    evaluator = _Evaluator(validation, backend, pack, config.max_depth)
+    wall_before = float(state.get("wall_seconds", 0.0))
+
+    def checkpoint(episodes: int, rows: list[dict[str, Any]], train_success: float) -> dict[str, Any]:
+        navigator = _navigator(model, {**metadata, "episodes": str(episodes)})
+        result = evaluator(navigator)
+        best = state.get("best_accuracy")
+        row = {
+            "episode": episodes, "val_accuracy": result["accuracy"], "val_tokens": result["tokens_per_problem"],
+            "val_calls": result["calls_per_problem"], "blocks": result["blocks"], "train_success": train_success,
+            "epsilon": model.exploration_rate, "learning_rate": model.learning_rate_at(model._episode_num),
+            "updates": model._n_updates, "env_steps": model.num_timesteps,
+            "wall_seconds": round(wall_before + time.perf_counter() - started, 2),
+        }  # fmt: skip
+        if episodes > 0:
+            run.save_model(model)
+        navigator.save(run.navigator_path)
+        if best is None or result["accuracy"] > best:
+            navigator.save(run.path("navigator-best.safetensors"))
+            state.update(best_accuracy=result["accuracy"], best_episode=episodes)
+        run.append("episodes.jsonl", rows)
+        run.append("metrics.jsonl", [row])
+        state.update(episodes=episodes, wall_seconds=row["wall_seconds"], last=row, finished=False)
+        run.commit(state)
+        run.plot(state["direct_accuracy"])
+        return result
+
+    if done_before == 0 and not run.metrics():
+        checkpoint(0, [], 0.0)  # the untrained network: where the learning curve starts
+    monitor = TrainingMonitor(
+        total=config.episodes, done_before=done_before, eval_every=config.eval_every,
+        checkpoint=checkpoint, progress=config.progress,
+    )  # fmt: skip
+    if done_before < config.episodes:
+        # An upper bound on env steps; the monitor stops training at the episode count.
+        model.learn(total_timesteps=10 * config.episodes * (config.max_depth + 1), callback=monitor,
+                    reset_num_timesteps=False)  # fmt: skip
+    summary = _summary(config, run, state, len(pool), len(train_set), backend)
+    state.update(finished=True, summary=summary)
+    run.commit(state)
+    from reasonkit.rundir import atomic_write_json
+
+    atomic_write_json(run.path("summary.json"), summary)
+    return TrainResult(run.dir, run.navigator_path, summary)
+
+
+class _Evaluator:
+    """Greedy navigation over the validation problems: accuracy, tokens, block histogram."""
+
+    def __init__(self, problems: Sequence[Any], backend: Any, pack: Any, max_depth: int) -> None:
+        self.problems, self.backend, self.pack, self.max_depth = problems, backend, pack, max_depth
+
+    def __call__(self, navigator: Any) -> dict[str, Any]:
+        from reasonkit.navigators.strategy import RLoT
+
+        traces = RLoT(navigator, pack=self.pack, max_depth=self.max_depth).solve(self.problems, self.backend)
+        n = len(traces)
+        return {
+            "accuracy": sum(bool(t.correct) for t in traces) / n,
+            "tokens_per_problem": sum(t.cost.tokens for t in traces) / n,
+            "calls_per_problem": sum(t.cost.calls for t in traces) / n,
+            "blocks": block_histogram(traces),
+        }
+
+
+def _navigator(model: Any, metadata: dict[str, str]) -> Any:
+    import copy
+
+    from reasonkit.navigators.navigator import Navigator
+
+    return Navigator(copy.deepcopy(model.q_net.q_net).eval(), dict(metadata))
+
+
+def _json(data: Any) -> str:
+    import json
+
+    return json.dumps(data, sort_keys=True)
+
+
+def _summary(
+    config: TrainNavigatorConfig, run: TrainingRun, state: dict[str, Any], drawn: int, hard: int, backend: Any
+) -> dict[str, Any]:
+    last = state.get("last", {})
+    return {
+        "model": config.model,
+        "task": config.task,
+        "reward": config.reward,
+        "episodes": state.get("episodes"),
+        "train_problems_drawn": drawn,
+        "train_problems_used": hard,
+        "hard_only": config.hard_only,
+        "validation_problems": config.eval_problems,
+        "validation_accuracy": last.get("val_accuracy"),
+        "validation_direct_accuracy": state.get("direct_accuracy"),
+        "best_validation_accuracy": state.get("best_accuracy"),
+        "best_episode": state.get("best_episode"),
+        "validation_tokens_per_problem": last.get("val_tokens"),
+        "validation_blocks": last.get("blocks"),
+        "navigator": str(run.navigator_path),
+        "navigator_best": str(run.path("navigator-best.safetensors")),
+        "learning_curve": str(run.path("learning_curve.png")),
+        "wall_seconds": state.get("wall_seconds"),
+        "backend_calls_made": getattr(backend, "misses", None),
+        "backend_calls_cached": getattr(backend, "hits", None),
+    }
+
+
+def train_navigator_command(argv: Sequence[str]) -> int:
+    """Entry point of ``reasonkit train-navigator`` (see ``--help``)."""
+    config = parse_config(
+        TrainNavigatorConfig, list(argv), prog="reasonkit train-navigator", description=_HELP
+    )
+    result = train_navigator(config)
+    s = result.summary
+    if s:
+        print(
+            f"navigator: {result.navigator_path}\n"
+            f"validation accuracy {s['validation_accuracy']:.3f} (direct prompt {s['validation_direct_accuracy']:.3f}), "
+            f"{s['validation_tokens_per_problem']:.0f} tokens per problem, blocks {s['validation_blocks']}\n"
+            f"learning curve: {s['learning_curve']}; summary: {result.out_dir / 'summary.json'}"
+        )
+    return 0

@@ -1,0 +1,129 @@
+"""The run directory of ``reasonkit train-navigator``: what it holds, and how a run resumes from it.
+
+    OUT/run.json                 the config that defines the run (a rerun must match it)
+    OUT/navigator.safetensors    the navigator at the last checkpoint (the result)
+    OUT/navigator-best.safetensors   the checkpoint with the best validation accuracy so far
+    OUT/checkpoint.zip           the SB3 model (networks, optimiser, counters) at the last checkpoint
+    OUT/replay.pkl               its replay buffer
+    OUT/state.json               episodes done, evaluations, baselines: the commit point of a checkpoint
+    OUT/metrics.jsonl            one row per evaluation (validation accuracy, tokens, block histogram …)
+    OUT/episodes.jsonl           one row per training episode (problem, blocks, return, correct)
+    OUT/learning_curve.png       validation accuracy and training success against episodes
+    OUT/cache.sqlite             every backend call made (a resumed run repeats none of them)
+    OUT/summary.json             the final figures (written when training ends)
+
+Files are written atomically; ``state.json`` is written last, so a run interrupted in the middle of
+a checkpoint resumes from the previous one, and rows past it in the JSONL files are dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from reasonkit.plots import line_plot
+from reasonkit.rundir import atomic_write_json, atomic_write_text, iter_jsonl, read_json
+
+#: Config fields that may change between a run and its resumption (everything else must match).
+RESUMABLE_CHANGES = frozenset({"episodes", "eval_every", "progress", "out"})
+
+
+class RunDirError(ValueError):
+    """The run directory holds a different run."""
+
+
+class TrainingRun:
+    """Paths and bookkeeping of one training run directory."""
+
+    def __init__(self, out: str | Path) -> None:
+        self.dir = Path(out)
+
+    def path(self, name: str) -> Path:
+        return self.dir / name
+
+    @property
+    def navigator_path(self) -> Path:
+        return self.path("navigator.safetensors")
+
+    # -- identity and state -----------------------------------------------------------------------
+    def open(self, config: dict[str, Any]) -> dict[str, Any]:
+        """Create the directory or check it holds this run; return the saved state ({} when new)."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        identity = {k: v for k, v in config.items() if k not in RESUMABLE_CHANGES}
+        info_path = self.path("run.json")
+        if info_path.exists():
+            stored = read_json(info_path)
+            clash = {k: (stored.get(k), v) for k, v in identity.items() if stored.get(k) != v}
+            if clash:
+                details = ", ".join(f"{k}: stored {a!r} vs now {b!r}" for k, (a, b) in sorted(clash.items()))
+                raise RunDirError(
+                    f"{self.dir} holds a different training run ({details}); pass a new --out directory, "
+                    "or delete this one to start over"
+                )
+        else:
+            atomic_write_json(info_path, {**identity, "created": time.strftime("%Y-%m-%dT%H:%M:%S")})
+        state = read_json(self.path("state.json")) if self.path("state.json").exists() else {}
+        if state and not self.path("checkpoint.zip").exists():
+            raise RunDirError(
+                f"{self.dir}: state.json exists but checkpoint.zip is missing; delete the directory"
+            )
+        self._trim(int(state.get("episodes", 0)))
+        return state
+
+    def _trim(self, episodes: int) -> None:
+        """Drop JSONL rows written after the last committed checkpoint."""
+        for name in ("episodes.jsonl", "metrics.jsonl"):
+            path = self.path(name)
+            if not path.exists():
+                continue
+            rows = [row for _, row in iter_jsonl(path, tolerate_torn_tail=True)]
+            kept = [row for row in rows if int(row.get("episode", 0)) <= episodes]
+            if len(kept) != len(rows):
+                atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in kept))
+
+    def metrics(self) -> list[dict[str, Any]]:
+        path = self.path("metrics.jsonl")
+        return [row for _, row in iter_jsonl(path)] if path.exists() else []
+
+    # -- checkpoints ------------------------------------------------------------------------------
+    def save_model(self, model: Any) -> None:
+        """The SB3 model and its replay buffer, each written to a temporary file then renamed."""
+        model.save(self.path("checkpoint.tmp.zip"))
+        os.replace(self.path("checkpoint.tmp.zip"), self.path("checkpoint.zip"))
+        model.save_replay_buffer(self.path("replay.tmp.pkl"))
+        os.replace(self.path("replay.tmp.pkl"), self.path("replay.pkl"))
+
+    def append(self, name: str, rows: Sequence[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        with self.path(name).open("a", encoding="utf-8") as handle:
+            handle.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def commit(self, state: dict[str, Any]) -> None:
+        atomic_write_json(self.path("state.json"), state)
+
+    def plot(self, direct_accuracy: float | None) -> None:
+        rows = self.metrics()
+        if not rows:
+            return
+        xs = [r["episode"] for r in rows]
+        series = {
+            "validation accuracy (greedy navigator)": (xs, [r["val_accuracy"] for r in rows]),
+            "training success (last 100 episodes)": (xs, [r["train_success"] for r in rows]),
+        }
+        if direct_accuracy is not None:
+            series["validation accuracy, direct prompt"] = (xs, [direct_accuracy] * len(xs))
+        line_plot(
+            self.path("learning_curve.png"),
+            series,
+            title="RL-of-Thoughts navigator training",
+            xlabel="training episodes",
+            ylabel="accuracy",
+            ylim=(0.0, 1.0),
+        )
