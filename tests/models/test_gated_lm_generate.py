@@ -107,7 +107,8 @@ def test_decoding_runs_the_kernels_step_functions(monkeypatch):
     monkeypatch.setattr(slstm_module, "slstm_step", slstm_step)
     monkeypatch.setattr(gla_module, "pick_kernel", pick_kernel)
     model = make_model(MIXED)
-    model.generate(torch.tensor(_rows((5,))), max_new_tokens=NEW, min_new_tokens=NEW, do_sample=False)
+    ids, mask = left_pad(_rows((5, 2)))  # padding in the prompt must not push decoding off the step path
+    model.generate(ids, attention_mask=mask, max_new_tokens=NEW, min_new_tokens=NEW, do_sample=False)
     # prefill once per GLA layer, then one step per layer per new token after the first
     assert calls == {"gla_prefill": 2, "gla_step": 2 * (NEW - 1), "slstm_step": NEW - 1}
 

@@ -17,6 +17,8 @@ rectangular for the kernels.)
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -32,7 +34,10 @@ from reasonkit.models.gated_lm.layers import RMSNorm
 CHUNK_MIN_LEN = 64
 
 
-def pick_kernel(mode: str, x: torch.Tensor, seq_len: int):  # type: ignore[no-untyped-def]
+GLAKernel = Callable[..., tuple[torch.Tensor, torch.Tensor | None]]
+
+
+def pick_kernel(mode: str, x: torch.Tensor, seq_len: int) -> GLAKernel:
     """The GLA kernel for ``mode`` ("auto" | "chunk" | "fused_recurrent") on x's device."""
     if mode == "chunk" or (mode == "auto" and x.is_cuda and seq_len > CHUNK_MIN_LEN):
         return chunk_gla

@@ -223,11 +223,11 @@ class GatedLMModel(GatedLMPreTrainedModel):
                 token_mask if token_mask is not None else inputs_embeds.new_ones((B, T), dtype=torch.bool)
             )
             key_mask = cache.append_mask(new_mask)  # (B, past + T)
-        # the kernels take a faster path without masks
+        # without masks the kernels take faster paths, and a decode step runs the step kernels
+        if token_mask is not None and bool(token_mask.all()):
+            token_mask = None
         if key_mask is not None and bool(key_mask.all()):
             key_mask = None
-        if token_mask is not None and key_mask is None:
-            token_mask = None
 
         types = self.layer_types()
         needs_rotary = any(types[i] == "attn" for i in order)
