@@ -258,3 +258,16 @@ def test_triton_interp_without_states_and_step(kind: str) -> None:
     assert rel_rms(h0, h[:, 0]) < 1e-5
     h_rest, s_end = OPS[kind](wx[:, 1:], r, b, s1, impl="triton")
     assert rel_rms(h_rest, h[:, 1:]) < 1e-5 and rel_rms(s_end, final) < 1e-5
+
+
+@interpreter_only
+@pytest.mark.parametrize("kind", ["lstm", "slstm"])
+def test_triton_interp_float16_is_as_accurate_as_the_torch_loop(kind: str) -> None:
+    # (The interpreter emulates bf16 dots incorrectly, so fp16 stands in for the 16-bit paths.)
+    params = make_params(kind, B=3, T=17, N=2, D=16)
+    ref = run_with_grads(kind, params, "naive")
+    out = run_with_grads(kind, params, "triton", dtype=torch.float16)
+    base = run_with_grads(kind, params, "torch", dtype=torch.float16)
+    assert out[0].dtype == torch.float16 and out[1].dtype == torch.float32
+    for o, bs, rf in zip((out[0], out[1], *out[2]), (base[0], base[1], *base[2]), (ref[0], ref[1], *ref[2])):
+        assert rel_rms(o, rf) < 4 * rel_rms(bs, rf) + 2e-3
