@@ -203,3 +203,26 @@ def test_slstm_mixer_is_the_reference_cell_behind_projections():
     torch.testing.assert_close(mixer(x), expected)
     forget_bias = mixer.recurrent_bias[1]
     assert forget_bias.min() > 2  # long memory at init survives the test's re-draw (+- noise)
+
+
+@torch.no_grad()  # as the backend scores; a cache built with autograd holds graph nodes deepcopy refuses
+def test_prefix_cache_copies_extend_like_full_forwards():
+    """Score several continuations of one prefix from copies of its cache (as the HF backend does)."""
+    import copy
+
+    model = make_model(MIXED)
+    prefix = _ids(1, 7)[0].tolist()
+    conts = [_ids(1, n, seed=n)[0].tolist() for n in (3, 1, 4)]
+    shared = copy.deepcopy(model(torch.tensor([prefix]), use_cache=True).cache)
+    shared.batch_repeat_interleave(len(conts))
+    width = max(len(c) for c in conts)
+    ids = torch.zeros(len(conts), width, dtype=torch.long)  # right padded
+    mask = torch.zeros(len(conts), len(prefix) + width, dtype=torch.long)
+    mask[:, : len(prefix)] = 1
+    for i, c in enumerate(conts):
+        ids[i, : len(c)] = torch.tensor(c)
+        mask[i, len(prefix) : len(prefix) + len(c)] = 1
+    out = model(ids, attention_mask=mask, cache=shared).logits
+    for i, c in enumerate(conts):
+        full = model(torch.tensor([prefix + c])).logits[0, len(prefix) :]
+        torch.testing.assert_close(out[i, : len(c)], full, rtol=1e-9, atol=1e-9)
