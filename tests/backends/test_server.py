@@ -14,12 +14,13 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from fault_server import free_port
 
 from reasonkit.backends.base import BackendError
 from reasonkit.backends.hf import HFBackend
 from reasonkit.backends.loading import load_backend
 from reasonkit.backends.openai import OpenAIBackend
-from reasonkit.backends.server import ServeConfig, start_server
+from reasonkit.backends.server import ServeConfig, serve_command, start_server
 from reasonkit.config import ConfigError, parse_config
 from reasonkit.types import SamplingParams
 
@@ -179,6 +180,34 @@ def test_serve_config_flags():
         parse_config(ServeConfig, ["--port", "70000"])
 
 
+def test_serve_command_serves_until_ctrl_c(model_dir: Path, capsys):
+    """serve_command in this process: a client thread gets an answer, then Ctrl-C ends it with 0."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/v1"
+    answers: list[object] = []
+
+    def client() -> None:
+        try:
+            lm = OpenAIBackend(url, "tiny", max_retries=50, backoff=0.05, max_backoff=0.1, timeout=30)
+            answers.append(lm.generate([CHAT], SamplingParams(max_new_tokens=3)))
+        except BaseException as exc:  # reported by the assertion below
+            answers.append(exc)
+        finally:
+            try:  # only interrupt a server that is up: a stray SIGINT would stop the whole test run
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5).close()
+            except OSError:
+                return
+            os.kill(os.getpid(), signal.SIGINT)  # what Ctrl-C sends; serve_command must catch it
+
+    thread = threading.Thread(target=client, daemon=True)
+    thread.start()
+    assert serve_command(["--model", str(model_dir), "--port", str(port), "--served-model-name", "tiny"]) == 0
+    thread.join(timeout=10)
+    assert len(answers) == 1 and isinstance(answers[0], list) and len(answers[0][0]) == 1, answers
+    assert f"'tiny' at {url}" in capsys.readouterr().err
+
+
+@pytest.mark.slow
 def test_serve_command_end_to_end(model_dir: Path):
     """The real command in a child process: prints its URL, answers, and exits 0 on Ctrl-C."""
     code = "import sys; from reasonkit.backends.server import serve_command; sys.exit(serve_command(sys.argv[1:]))"
