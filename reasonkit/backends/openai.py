@@ -12,6 +12,7 @@ Standard library only (urllib + a thread pool), so it adds no dependency. Behavi
     exponential backoff and jitter, honouring ``Retry-After``; any other 4xx and any reply that is not
     the expected JSON end in one :class:`BackendError` carrying the server's message, without retry;
   - servers that reject or ignore ``n > 1`` get ``n`` requests with ``n=1`` (seeds ``seed, seed+1 …``);
+    greedy requests (temperature 0) ask for one sample and copy it ``n`` times, as HFBackend does;
   - token counts come from ``usage``; ``completion_tokens`` is split across the n choices in
     proportion to their text length unless each choice carries its own ``completion_tokens`` (as
     ``reasonkit serve`` sends); without ``usage``, counts are estimated as characters / 4 (warned once).
@@ -139,12 +140,18 @@ class OpenAIBackend:
 
     def _complete(self, prompt: Prompt, params: SamplingParams) -> list[Completion]:
         chat = self.force_chat or not isinstance(prompt, str)
+        if params.temperature == 0 and params.n > 1:  # greedy samples are identical: ask once, copy
+            return self._call(prompt, params, chat, 1, params.seed)[:1] * params.n
         if params.n == 1 or self._n_supported is False:
             got: list[Completion] = []
         else:
             try:
                 got = self._call(prompt, params, chat, params.n, params.seed)
                 self._n_supported = len(got) >= params.n
+                if not self._n_supported:
+                    self._warn(
+                        "n", f"{self.base_url} returned {len(got)} of n={params.n} choices; topping up"
+                    )
             except _ClientError as first_error:
                 if self._n_supported:
                     raise

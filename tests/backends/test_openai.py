@@ -199,9 +199,9 @@ def test_server_ignoring_n_is_topped_up():
     with FaultServer(
         lambda request: Action(body=json.dumps(completion_reply({"prompt": "x"})).encode())
     ) as srv:
-        out = OpenAIBackend(srv.url, "m", **FAST).generate(
-            ["a"], SamplingParams(n=3, temperature=1.0, seed=0)
-        )
+        lm = OpenAIBackend(srv.url, "m", **FAST)
+        with pytest.warns(RuntimeWarning, match="returned 1 of n=3"):
+            out = lm.generate(["a"], SamplingParams(n=3, temperature=1.0, seed=0))
     assert len(out[0]) == 3
     assert [r["n"] for r in srv.requests] == [3, 1, 1]
     assert [r["seed"] for r in srv.requests] == [0, 1, 2]
@@ -254,3 +254,10 @@ def test_helpers():
         counts = split_count(total, weights)
         assert sum(counts) == total and all(c >= 0 for c in counts)
         assert all(abs(c - total * w / sum(weights)) < 1 for c, w in zip(counts, weights))
+
+
+def test_greedy_n_asks_once_and_copies():
+    with FaultServer([Action()]) as srv:
+        out = OpenAIBackend(srv.url, "m", **FAST).generate(["a"], SamplingParams(n=4))
+    assert [r["n"] for r in srv.requests] == [1]
+    assert [c.text for c in out[0]] == ["ok0"] * 4
