@@ -43,6 +43,30 @@ def gate_grad_from_qk(
     return d_cum.to(torch.float64).flip(1).cumsum(1).flip(1).to(d_cum.dtype)
 
 
+def complete_grads(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    do: torch.Tensor,
+    dq_off: torch.Tensor,
+    dk_off: torch.Tensor,
+    final_off: torch.Tensor,
+    d_final: torch.Tensor,
+    scale: float,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """dq, dk, dg from the recurrence's dq, dk without undecayed pairs (all in one float dtype).
+
+    q, k, dq_off, dk_off (B, T, H, K); v, do (B, T, H, V); final_off, d_final (B, H, K, V).
+    """
+    dg = gate_grad_from_qk(q, dq_off, k, dk_off, final_off, d_final)
+    do_v = scale * (do * v).sum(-1, keepdim=True)  # (B, T, H, 1): the s = t pairs
+    dq = dq_off + do_v * k
+    dk = dk_off + do_v * q
+    if q.shape[1] > 0:  # the last key's pair with the final state
+        dk[:, -1] += torch.einsum("bhkv,bhv->bhk", d_final, v[:, -1])
+    return dq, dk, dg
+
+
 class FusedRecurrentGLA(torch.autograd.Function):
     @staticmethod
     def forward(  # type: ignore[override]
@@ -109,12 +133,7 @@ class FusedRecurrentGLA(torch.autograd.Function):
             d_state = d_state + scale * qf[:, t, :, :, None] * do[:, t, :, None, :]  # (B, H, K, V)
             dv[:, t] = torch.einsum("bhkv,bhk->bhv", d_state, kf[:, t])
             d_state = decay[:, t, :, :, None] * d_state
-        dg = gate_grad_from_qk(qf, dq, kf, dk, final_off, d_final)
-        do_v = scale * (do * vf).sum(-1, keepdim=True)  # (B, T, H, 1): the s = t pairs
-        dq = dq + do_v * kf
-        dk = dk + do_v * qf
-        if T > 0:
-            dk[:, -1] += torch.einsum("bhkv,bhv->bhk", d_final, vf[:, -1])
+        dq, dk, dg = complete_grads(qf, kf, vf, do, dq, dk, final_off, d_final, scale)
         dh0 = None if initial_state is None else d_state.to(initial_state.dtype)
         dq_dtype, dk_dtype, dv_dtype, dg_dtype, _ = ctx.input_dtypes
         return dq.to(dq_dtype), dk.to(dk_dtype), dv.to(dv_dtype), dg.to(dg_dtype), None, dh0, None
