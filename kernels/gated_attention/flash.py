@@ -1,6 +1,6 @@
 """Fused gated flash attention for CUDA: launches the Triton kernels and wires them into autograd.
 
-Kernels and the math of the fused gate: :mod:`reasonkit.kernels.gated_attention.flash_kernels`.
+Kernels and the math of the fused gate: :mod:`.flash_fwd` and :mod:`.flash_bwd`.
 Block sizes are autotuned on GPUs (keyed on power-of-two buckets of Tq and Tk, so decoding with a
 growing cache does not retune every step); under ``TRITON_INTERPRET=1`` (CPU tests) fixed 16-wide
 blocks are used so small inputs still cover several blocks and ragged edges.
@@ -14,29 +14,33 @@ from typing import Any
 import torch
 import triton
 from reasonkit.kernels.dispatch import triton_interpreting
-from reasonkit.kernels.gated_attention import flash_kernels as fk
+from reasonkit.kernels.gated_attention.flash_bwd import bwd_dkdv_kernel, bwd_dq_kernel, bwd_preprocess_kernel
+from reasonkit.kernels.gated_attention.flash_fwd import fwd_kernel
 
 _INTERPRET = triton_interpreting()  # triton.jit decides interpretation at import time too
 _FIXED: dict[str, int] = {"BLOCK_M": 32, "BLOCK_N": 32} if _INTERPRET else {}
 
 
-def _configs(shapes: list[tuple[int, int, int, int]]) -> list[triton.Config]:
-    return [triton.Config({"BLOCK_M": m, "BLOCK_N": n}, num_warps=w, num_stages=s) for m, n, w, s in shapes]
+def _autotuned(kernel: Any, shapes: list[tuple[int, int, int, int]]) -> Any:
+    """``kernel`` autotuned over (BLOCK_M, BLOCK_N, warps, stages), keyed on power-of-two size buckets."""
+    configs = [
+        triton.Config({"BLOCK_M": m, "BLOCK_N": n}, num_warps=w, num_stages=s) for m, n, w, s in shapes
+    ]
+    key = ["Q_BUCKET", "K_BUCKET", "DK", "DV", "CAUSAL", "HAS_MASK", "HEADWISE", "PRECISION"]
+    return triton.autotune(configs=configs, key=key)(kernel)
 
 
 if _INTERPRET:
-    _fwd: Any = fk.fwd_kernel
-    _dkdv: Any = fk.bwd_dkdv_kernel
-    _dq: Any = fk.bwd_dq_kernel
+    _fwd: Any = fwd_kernel
+    _dkdv: Any = bwd_dkdv_kernel
+    _dq: Any = bwd_dq_kernel
 else:
-    _fwd = fk.autotuned(
-        fk.fwd_kernel,
-        _configs(
-            [
-                *[(128, 64, 8, 3), (128, 64, 4, 3), (128, 128, 8, 2), (64, 64, 4, 3)],
-                *[(64, 32, 4, 4), (64, 64, 4, 2), (32, 32, 4, 2), (16, 64, 4, 2)],
-            ]
-        ),
+    _fwd = _autotuned(
+        fwd_kernel,
+        [
+            *[(128, 64, 8, 3), (128, 64, 4, 3), (128, 128, 8, 2), (64, 64, 4, 3)],
+            *[(64, 32, 4, 4), (64, 64, 4, 2), (32, 32, 4, 2), (16, 64, 4, 2)],
+        ],
     )
     _bwd_shapes = [
         (64, 64, 4, 2),
@@ -46,8 +50,8 @@ else:
         (32, 64, 4, 3),
         (32, 32, 4, 2),
     ]
-    _dkdv = fk.autotuned(fk.bwd_dkdv_kernel, _configs(_bwd_shapes))
-    _dq = fk.autotuned(fk.bwd_dq_kernel, _configs([(n, m, w, s) for m, n, w, s in _bwd_shapes]))
+    _dkdv = _autotuned(bwd_dkdv_kernel, _bwd_shapes)
+    _dq = _autotuned(bwd_dq_kernel, [(n, m, w, s) for m, n, w, s in _bwd_shapes])
 
 _PRE_BLOCK_M = 16 if _INTERPRET else 64
 
@@ -68,6 +72,8 @@ def _common(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, gate: torch.Tenso
         "PRECISION": "ieee" if q.dtype == torch.float32 else "tf32",
         "BLOCK_DK": max(16, triton.next_power_of_2(q.shape[-1])),
         "BLOCK_DV": max(16, triton.next_power_of_2(v.shape[-1])),
+        "DK": q.shape[-1],
+        "DV": v.shape[-1],
     }
 
 
@@ -83,7 +89,7 @@ class _FlashGatedAttention(torch.autograd.Function):
         causal: bool,
         scale: float,
     ) -> torch.Tensor:
-        B, Tq, H, DK = q.shape
+        B, Tq, H = q.shape[:3]
         Tk, H_kv, DV = k.shape[1], k.shape[2], v.shape[3]
         o = torch.empty(B, Tq, H, DV, dtype=q.dtype, device=q.device)
         lse = torch.empty(B * H, Tq, dtype=torch.float32, device=q.device)  # base-2 log-sum-exp
@@ -95,7 +101,7 @@ class _FlashGatedAttention(torch.autograd.Function):
             q, k, v, gate, q if mask is None else mask, o, lse,
             *_strides(q), *_strides(k), *_strides(v), *_strides(gate),
             0 if mask is None else mask.stride(0), *_strides(o),
-            H, H // H_kv, Tq, Tk, DK, DV, scale * math.log2(math.e),
+            H, H // H_kv, Tq, Tk, scale * math.log2(math.e),
             triton.next_power_of_2(Tq), triton.next_power_of_2(Tk),
             CAUSAL=causal, HAS_MASK=mask is not None, **_common(q, k, v, gate), **_FIXED,
         )  # fmt: skip
@@ -108,12 +114,12 @@ class _FlashGatedAttention(torch.autograd.Function):
     def backward(ctx: Any, do: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         q, k, v, gate, mask, o, lse = ctx.saved_tensors
         do = _unit_last(do)
-        B, Tq, H, DK = q.shape
+        B, Tq, H = q.shape[:3]
         Tk, H_kv, DV = k.shape[1], k.shape[2], v.shape[3]
         common = _common(q, k, v, gate)
         delta = torch.empty_like(lse)
         dgate = torch.empty(gate.shape, dtype=gate.dtype, device=gate.device)
-        fk.bwd_preprocess_kernel[(triton.cdiv(Tq, _PRE_BLOCK_M), B * H)](
+        bwd_preprocess_kernel[(triton.cdiv(Tq, _PRE_BLOCK_M), B * H)](
             o, do, gate, delta, dgate,
             *_strides(o), *_strides(do), *_strides(gate), *_strides(dgate),
             H, Tq, DV,
@@ -134,7 +140,7 @@ class _FlashGatedAttention(torch.autograd.Function):
             q, k, v, gate, mask_arg, do, lse, delta, dk, dv,
             *_strides(q), *_strides(k), *_strides(v), *_strides(gate), mask_stride,
             *_strides(do), *_strides(dk), *_strides(dv),
-            H, H_kv, H // H_kv, Tq, Tk, DK, DV, qk_scale, ctx.scale, *buckets, **flags,
+            H, H_kv, H // H_kv, Tq, Tk, qk_scale, ctx.scale, *buckets, **flags,
         )  # fmt: skip
 
         def grid_q(meta: dict[str, int]) -> tuple[int, int]:
@@ -144,7 +150,7 @@ class _FlashGatedAttention(torch.autograd.Function):
             q, k, v, gate, mask_arg, do, lse, delta, dq,
             *_strides(q), *_strides(k), *_strides(v), *_strides(gate), mask_stride,
             *_strides(do), *_strides(dq),
-            H, H // H_kv, Tq, Tk, DK, DV, qk_scale, ctx.scale, *buckets, **flags,
+            H, H // H_kv, Tq, Tk, qk_scale, ctx.scale, *buckets, **flags,
         )  # fmt: skip
         return dq, dk, dv, dgate, None, None, None
 
