@@ -1,11 +1,13 @@
-"""Tiny random GatedLMs for the model tests (built in the test, never downloaded)."""
+"""Tiny random GatedLMs for the model tests (built in the test, never downloaded).
+
+A plain module with a unique name, not conftest.py: several test folders import helpers from their
+conftest, and ``from conftest import ...`` resolves to whichever was imported first in a full run.
+"""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
-import pytest
 import torch
 from torch import nn
 
@@ -57,11 +59,6 @@ def make_model(
     model = GatedLMForCausalLM(tiny_config(layer_types, **overrides))
     spread_weights(model, seed)
     return model.to(dtype).eval()
-
-
-@pytest.fixture
-def model_factory() -> Callable[..., GatedLMForCausalLM]:
-    return make_model
 
 
 def left_pad(rows: list[list[int]], pad: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import VOCAB, left_pad, make_model
+from gated_lm_helpers import VOCAB, left_pad, make_model
 from reasonkit.kernels import slstm
 from torch import nn
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import VOCAB, left_pad, make_model
+from gated_lm_helpers import VOCAB, left_pad, make_model
 
 import reasonkit.models.gated_lm.gla as gla_module
 import reasonkit.models.gated_lm.slstm as slstm_module

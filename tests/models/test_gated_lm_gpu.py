@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import left_pad, make_model
+from gated_lm_helpers import left_pad, make_model
 
 pytestmark = [
     pytest.mark.gpu,
