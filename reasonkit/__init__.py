@@ -22,6 +22,21 @@ _LAZY: dict[str, str] = {
     "LanguageModel": "reasonkit.backends.base",
     "BackendError": "reasonkit.backends.base",
     "CapabilityError": "reasonkit.backends.base",
+    "load_backend": "reasonkit.backends.loading",
+    "HFBackend": "reasonkit.backends.hf",
+    "OpenAIBackend": "reasonkit.backends.openai",
+    "CachedBackend": "reasonkit.backends.cached",
+    "start_server": "reasonkit.backends.server",
+    "load_pack": "reasonkit.packs",
+    "PromptPack": "reasonkit.packs",
+    "Controller": "reasonkit.controller",
+    "solve": "reasonkit.controller",
+    "Budget": "reasonkit.strategies",
+    "Direct": "reasonkit.strategies",
+    "CoT": "reasonkit.strategies",
+    "SelfConsistency": "reasonkit.strategies",
+    "make_strategy": "reasonkit.strategies",
+    "is_correct": "reasonkit.answers",
 }
 
 __all__ = ["__version__", *sorted(_LAZY)]

@@ -19,7 +19,13 @@ class Command:
     help: str
 
 
-COMMANDS: dict[str, Command] = {}
+COMMANDS: dict[str, Command] = {
+    "serve": Command(
+        "reasonkit.backends.server:serve_command",
+        "serve a model over an OpenAI-compatible HTTP API (/v1/completions, /v1/chat/completions)",
+    ),
+    "solve": Command("reasonkit.controller:solve_command", "solve one question with a strategy and print its trace"),
+}
 
 
 def _usage() -> str:
