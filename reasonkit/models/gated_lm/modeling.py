@@ -188,8 +188,8 @@ class GatedLMModel(GatedLMPreTrainedModel):
             attention_mask: (B, past + T) or (B, T), 1 for tokens and 0 for (left) padding.
             position_ids: (B, T) rotary positions; default counts each row's real tokens from 0.
             cache: a :class:`GatedLMCache` from an earlier call, continued in place.
-            use_cache: return a cache (a new one when ``cache`` is None); default ``config.use_cache``
-                in eval mode, False in training mode.
+            use_cache: return a cache (a new one when ``cache`` is None); default True when a cache
+                is passed, else ``config.use_cache`` in eval mode and False in training mode.
             layer_order: indices of the layers to run, in order (default all, ascending).
         """
         if (input_ids is None) == (inputs_embeds is None):
@@ -198,8 +198,8 @@ class GatedLMModel(GatedLMPreTrainedModel):
             inputs_embeds = self.embed_tokens(input_ids)
         assert inputs_embeds is not None
         B, T = inputs_embeds.shape[:2]
-        if use_cache is None:  # a cache in training would only hold on to the autograd graph
-            use_cache = self.config.use_cache and not self.training
+        if use_cache is None:  # a new cache in training would only hold on to the autograd graph
+            use_cache = cache is not None or (self.config.use_cache and not self.training)
         output_hidden_states = (
             self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
         )
