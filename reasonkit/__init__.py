@@ -37,6 +37,10 @@ _LAZY: dict[str, str] = {
     "SelfConsistency": "reasonkit.strategies",
     "make_strategy": "reasonkit.strategies",
     "is_correct": "reasonkit.answers",
+    "GatedLMConfig": "reasonkit.models",
+    "GatedLMModel": "reasonkit.models",
+    "GatedLMForCausalLM": "reasonkit.models",
+    "GatedLMCache": "reasonkit.models",
 }
 
 __all__ = ["__version__", *sorted(_LAZY)]
