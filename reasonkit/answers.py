@@ -83,8 +83,8 @@ def extract_boxed(text: str) -> str | None:
 
 _PLAIN_DECIMAL = re.compile(r"-?(?:\d+(?:\.\d*)?|\.\d+)")
 _NUMBER = re.compile(r"(?:(?<![\w)\]}.])[-+])?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?![\d])")
+_TEXT = re.compile(r"\\(?:text(?:bf|rm|it)?|mbox)\s*\{([^{}]*)\}")
 _LATEX_NOISE = [
-    (re.compile(r"\\text(?:bf|rm|it)?\s*\{[^{}]*\}|\\mbox\s*\{[^{}]*\}"), " "),  # units in \text{}
     (re.compile(r"\{,\}|\\[,!;:]|\\ "), ""),  # LaTeX thin spaces and {,} thousands separators
     (re.compile(r"\\\$|\\%|\$|%|\^\s*\{?\\circ\}?|\\(?:left|right|dfrac|tfrac|frac|mathrm|mathbf)\b"), " "),
     (re.compile(r"[−–]"), "-"),  # unicode minus and dash
@@ -92,6 +92,8 @@ _LATEX_NOISE = [
 
 
 def _strip_latex(text: str) -> str:
+    # \text{ cm} is a unit (dropped); \textbf{42} is the answer itself (unwrapped).
+    text = _TEXT.sub(lambda m: m.group(1) if any(c.isdigit() for c in m.group(1)) else " ", text)
     for pattern, repl in _LATEX_NOISE:
         text = pattern.sub(repl, text)
     return text
@@ -272,7 +274,10 @@ def grade_many(
         if not isinstance(prediction, str) or not isinstance(gold, str):
             raise TypeError(f"item {i}: prediction and gold must be strings")
         if kind in ("int", "arith"):
-            results[i] = _same_number(extract_int(prediction), canonical_number(_strip_latex(gold)))
+            number = canonical_number(_strip_latex(gold).strip())
+            if number is None:
+                raise ValueError(f"item {i}: an {kind} gold answer must be a number, got {gold[:40]!r}")
+            results[i] = _same_number(extract_int(prediction), number)
         elif kind == "choice":
             letter = gold.strip().upper()
             if not re.fullmatch(r"[A-Z]", letter):

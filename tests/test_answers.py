@@ -103,6 +103,9 @@ TABLE: list[tuple[str, str, str, bool]] = [
     ("18", "18.5", "int", False),
     ("1024", r"\boxed{2^{10}}", "int", False),
     ("5", "no number at all", "int", False),
+    ("42", r"**Answer:** \textbf{42}", "int", True),
+    ("5", r"\boxed{\text{5 apples}}", "int", True),
+    ("12", r"\boxed{12\,\text{cm}}", "int", True),
     ("12", "6 + 6 = 12", "arith", True),
     ("12", "6 + 6 = 13", "arith", False),
     # choices (GPQA)
@@ -183,6 +186,8 @@ def test_extract_answer_per_kind():
 def test_bad_input_names_the_problem():
     with pytest.raises(ValueError, match="unknown answer kind 'latex'"):
         is_correct("1", "1", "latex")
+    with pytest.raises(ValueError, match="an int gold answer must be a number"):
+        is_correct("The answer is 3", "three", "int")
     with pytest.raises(ValueError, match="one letter A-Z"):
         is_correct("Answer: A", "option 1", "choice")
     with pytest.raises(TypeError, match="item 0"):
