@@ -25,9 +25,8 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from reasonkit.evals.gpqa import SUBSETS, load_gpqa
-
 from reasonkit.answers import canonical_number
+from reasonkit.evals.gpqa import SUBSETS, load_gpqa
 from reasonkit.rundir import RecordError, iter_jsonl
 from reasonkit.types import PROBLEM_KINDS, Problem
 

@@ -23,14 +23,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reasonkit.evals.loaders import load
-from reasonkit.evals.metrics import accuracy, breakdown, sample_metrics, stderr
-from reasonkit.evals.report import write_report
-
 from reasonkit.answers import DEFAULT_MATH_TIMEOUT, default_verifier, grade_many
 from reasonkit.backends.base import LanguageModel
 from reasonkit.controller import Controller
-from reasonkit.rundir import atomic_write_json
+from reasonkit.evals.loaders import load
+from reasonkit.evals.metrics import accuracy, breakdown, sample_metrics, stderr
+from reasonkit.evals.report import write_report
+from reasonkit.rundir import atomic_write_json, iter_jsonl
 from reasonkit.strategies import STRATEGIES, Strategy, make_strategy
 from reasonkit.types import Problem, Trace
 
@@ -145,7 +144,6 @@ def build_strategy(config: EvalConfig, backend: LanguageModel, problems: Sequenc
 
 def _pack(config: EvalConfig, backend: LanguageModel, problems: Sequence[Problem]) -> Any:
     from reasonkit.evals.prompts import benchmark_pack
-
     from reasonkit.packs import load_pack
 
     pack_name = str(getattr(backend, "prompt_pack", "natural"))
@@ -216,6 +214,24 @@ def eval_summary(
     return summary
 
 
+def _check_limit(out: Path, problems: Sequence[Problem], limit: int) -> None:
+    """Refuse a --limit smaller than what the run directory already holds, with the fix."""
+    records = out / "records.jsonl"
+    if not records.is_file():
+        return
+    position = {p.id: i for i, p in enumerate(problems)}
+    done = [
+        position.get(str(obj.get("problem_id")), -1)
+        for _, obj in iter_jsonl(records, tolerate_torn_tail=True)
+    ]
+    beyond = max(done, default=-1) + 1
+    if beyond > limit:
+        raise ValueError(
+            f"{out} already holds results for the first {beyond} problems, more than --limit {limit}; "
+            f"rerun with --limit {beyond} or more (or without --limit), or use a new --out"
+        )
+
+
 def run_eval(
     config: EvalConfig, backend: LanguageModel | None = None, strategy: Strategy | None = None
 ) -> dict[str, Any]:
@@ -225,6 +241,7 @@ def run_eval(
     """
     problems = load(config.bench, config.data, **config.load_options())
     if config.limit is not None:
+        _check_limit(Path(config.out), problems, config.limit)
         problems = problems[: config.limit]
     default_verifier().timeout = config.grade_timeout
     model_label = backend.name if backend is not None else config.model

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from reasonkit.evals.loaders import REPO_ROOT
 
 DATA = REPO_ROOT.parent / "shared" / "data"

@@ -7,9 +7,9 @@ GPQA: failure messages carry problem ids only, never question or option text."""
 from __future__ import annotations
 
 import pytest
-from reasonkit.evals import load
 
 from reasonkit.answers import grade_many, normalize_math
+from reasonkit.evals import load
 
 COUNTS = {"math500": 500, "aime24": 30, "aime25": 30, "amc23": 40, "gsm8k": 1319}
 

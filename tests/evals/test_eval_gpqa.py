@@ -11,6 +11,7 @@ import zipfile
 from collections import Counter
 
 import pytest
+
 from reasonkit.evals.gpqa import OPTION_FIELDS, GPQAError, load_gpqa, shuffle_options
 
 HEADER = ["Question", *OPTION_FIELDS, "Record ID", "High-level domain", "Subdomain"]

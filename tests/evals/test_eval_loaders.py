@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from reasonkit.evals import loaders
 from reasonkit.evals.loaders import DatasetError, data_root, load
 

@@ -6,6 +6,7 @@ import itertools
 import math
 
 import pytest
+
 from reasonkit.evals.metrics import (
     accuracy,
     avg_at_n,

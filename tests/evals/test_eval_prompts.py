@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from reasonkit.evals.prompts import PromptsError, benchmark_pack, load_prompts, prompt_for
 
+from reasonkit.evals.prompts import PromptsError, benchmark_pack, load_prompts, prompt_for
 from reasonkit.packs import PackError
 from reasonkit.types import Problem
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from reasonkit.evals.report import compare_runs
 from reasonkit.evals.runner import EvalConfig, eval_command, run_eval
-
 from reasonkit.rundir import read_jsonl
 from reasonkit.strategies import UNLIMITED
 from reasonkit.types import Trace
@@ -51,6 +51,16 @@ def test_end_to_end_on_ten_problems_writes_every_report_file(data_dir, tiny_mode
     # a rerun resumes: nothing is regenerated or duplicated
     assert eval_command(argv) == 0
     assert [untimed(r) for r in read_jsonl(out / "records.jsonl")] == [untimed(r) for r in records]
+    # a larger --limit extends the run; a smaller one is refused with the fix
+    wider = [*argv[: argv.index("--limit")], "--limit", "12", *argv[argv.index("--limit") + 2 :]]
+    assert eval_command(wider) == 0
+    assert [r["problem_id"] for r in read_jsonl(out / "records.jsonl")][:10] == [
+        r["problem_id"] for r in records
+    ]
+    assert json.loads((out / "summary.json").read_text())["n"] == 12
+    narrower = [*argv[: argv.index("--limit")], "--limit", "5", *argv[argv.index("--limit") + 2 :]]
+    with pytest.raises(ValueError, match="holds results for the first 12 problems, more than --limit 5"):
+        eval_command(narrower)
 
 
 class Interrupting:
@@ -67,10 +77,9 @@ class Interrupting:
 
 
 def test_self_consistency_resume_and_sample_metrics(data_dir, tiny_model_dir, tmp_path):
+    from reasonkit.backends.loading import load_backend
     from reasonkit.evals.loaders import load
     from reasonkit.evals.runner import build_strategy
-
-    from reasonkit.backends.loading import load_backend
 
     backend = load_backend(str(tiny_model_dir))
     config = EvalConfig(bench="gsm8k", data=str(data_dir), out=str(tmp_path / "full"), strategy="sc", n=4,
@@ -179,9 +188,8 @@ def test_field_map_flags_on_a_jsonl_file(tmp_path, tiny_model_dir):
         "--kind",
         "int",
     ]
-    from reasonkit.evals.runner import _merge_repeated
-
     from reasonkit.config import parse_config
+    from reasonkit.evals.runner import _merge_repeated
 
     config = parse_config(EvalConfig, _merge_repeated([*config_argv, "--out", "o"], ("--field",)))
     assert config.load_options() == {"fields": {"question": "problem", "answer": "solution"}, "kind": "int"}
