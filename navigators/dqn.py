@@ -31,11 +31,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from reasonkit.navigators.network import DuelingDQNPolicy
 from stable_baselines3 import DQN
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.utils import update_learning_rate
 from torch.nn import functional as F
+
+from reasonkit.navigators.network import DuelingDQNPolicy
 
 
 def double_q_targets(

@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from reasonkit.navigators.network import DuelingQNet
 
+from reasonkit.navigators.network import DuelingQNet
 from reasonkit.rundir import atomic_write_bytes
 
 FORMAT = "reasonkit-navigator"
@@ -90,8 +90,9 @@ class Navigator:
     @classmethod
     def load(cls, path_or_preset: str | Path) -> Navigator:
         """Load a navigator file, or a preset shipped in ``reasonkit/navigators/presets`` by name."""
-        from reasonkit.navigators.presets import PRESETS, preset_path
         from safetensors import safe_open
+
+        from reasonkit.navigators.presets import PRESETS, preset_path
 
         path = Path(path_or_preset)
         if str(path_or_preset) in PRESETS:

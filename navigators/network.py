@@ -21,12 +21,13 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from reasonkit.navigators.blocks import N_ACTIONS
-from reasonkit.navigators.state import NORM_CENTER, NORM_SCALE, OBS_DIM
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
 from torch import nn
+
+from reasonkit.navigators.blocks import N_ACTIONS
+from reasonkit.navigators.state import NORM_CENTER, NORM_SCALE, OBS_DIM
 
 HIDDEN = 32
 

@@ -134,10 +134,11 @@ class MathShepherdPRM(_TransformersPRM):
 
     def __init__(self, model: Any, tokenizer: Any, **kwargs: Any) -> None:
         super().__init__(model, tokenizer, **kwargs)
-        # The model card's recipe: encode("+ -") without the BOS gives the two candidate tokens.
+        # The model card's recipe: encode("+ -") without the BOS gives the two candidate tokens
+        # (SentencePiece: "▁+", "▁-"); byte-level tokenizers split " -", so read each sign alone there.
         pair = list(tokenizer(f"{self.GOOD} {self.BAD}", add_special_tokens=False)["input_ids"])
         if len(pair) != 2:
-            raise PRMError(f"{self.name}: '+ -' must encode to two tokens, got {pair}")
+            pair = [_single_token(tokenizer, sign, self.name) for sign in (self.GOOD, self.BAD)]
         self.candidates = pair
         self.marker_id = _single_token(tokenizer, self.STEP_TAG, self.name)
 

@@ -21,7 +21,6 @@ from typing import Any, Protocol, runtime_checkable
 
 from reasonkit.navigators.prm import ProcessRewardModel, load_prm
 from reasonkit.navigators.state import correctness_estimate
-
 from reasonkit.types import Problem
 
 REWARDS = ("outcome", "self-eval", "prm")

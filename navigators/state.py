@@ -18,8 +18,8 @@ from collections.abc import Generator, Sequence
 from typing import Any
 
 import numpy as np
-from reasonkit.navigators.blocks import Request, ask
 
+from reasonkit.navigators.blocks import Request, ask
 from reasonkit.packs import ASPECTS, PromptPack
 from reasonkit.types import Problem, Step
 

@@ -22,10 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from reasonkit.config import config_to_dict, parse_config
 from reasonkit.navigators.rewards import REWARDS
 from reasonkit.navigators.training_run import TrainingRun
-
-from reasonkit.config import config_to_dict, parse_config
 
 _HELP = """Train an RL-of-Thoughts navigator (arXiv 2505.14140): a 2,566-parameter dueling double-DQN
 that picks the next logic block (reason, decompose, debate, refine, terminate) from the LLM's
@@ -135,17 +134,22 @@ def train_navigator(config: TrainNavigatorConfig, backend: Any = None) -> TrainR
     ``backend`` replaces ``config.model`` with a LanguageModel object (``config.model`` still names
     it in the run's metadata).
     """
+    from reasonkit.backends.cached import CachedBackend
+    from reasonkit.backends.loading import load_backend
     from reasonkit.navigators.dqn import DuelingDoubleDQN
     from reasonkit.navigators.env import ThoughtVecEnv
     from reasonkit.navigators.monitor import TrainingMonitor
     from reasonkit.navigators.problems import hard_problems, load_task
     from reasonkit.navigators.rewards import make_reward
-
-    from reasonkit.backends.cached import CachedBackend
-    from reasonkit.backends.loading import load_backend
     from reasonkit.strategies import Direct, resolve_pack
 
     started = time.perf_counter()
+    # Everything a user can get wrong fails here, before the run directory is touched.
+    pool = load_task(config.task, "train", config.train_problems, seed=config.seed)
+    validation = load_task(config.task, "validation", config.eval_problems, seed=config.seed)
+    reward = make_reward(config.reward, config.prm)
+    if backend is None:
+        backend = load_backend(config.model)
     run = TrainingRun(config.out or default_out(config))
     settings = config_to_dict(config)
     state = run.open(settings)
@@ -153,20 +157,15 @@ def train_navigator(config: TrainNavigatorConfig, backend: Any = None) -> TrainR
         print(f"{run.dir} already holds a finished run of {state['episodes']} episodes; pass a new --out, or "
               f"a larger --episodes to continue it")  # fmt: skip
         return TrainResult(run.dir, run.navigator_path, state.get("summary", {}))
-    if backend is None:
-        backend = load_backend(config.model)
     if config.cache:
         backend = CachedBackend(backend, path=run.path("cache.sqlite"))
     pack = resolve_pack(config.pack, backend)
-    reward = make_reward(config.reward, config.prm)
-    pool = load_task(config.task, "train", config.train_problems, seed=config.seed)
     train_set = hard_problems(pool, backend, pack) if config.hard_only else pool
     if not train_set:
         raise ValueError(
             f"{config.model} answers all {len(pool)} training problems with a direct prompt: nothing is hard; "
             "pass --hard-only false or a harder task"
         )
-    validation = load_task(config.task, "validation", config.eval_problems, seed=config.seed)
     if "direct_accuracy" not in state:
         direct = Direct(pack=pack).solve(validation, backend)
         state["direct_accuracy"] = sum(bool(t.correct) for t in direct) / len(direct)

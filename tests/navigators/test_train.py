@@ -1,0 +1,143 @@
+"""Training: a short run learns, `train-navigator` writes a resumable run directory, bad input fails."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from navigator_helpers import ScriptedArithLM
+
+from reasonkit.config import ConfigError
+from reasonkit.navigators.dqn import DuelingDoubleDQN
+from reasonkit.navigators.env import ThoughtEnv, ThoughtVecEnv
+from reasonkit.navigators.navigator import Navigator
+from reasonkit.navigators.train import TrainNavigatorConfig, train_navigator, train_navigator_command
+from reasonkit.navigators.training_run import RunDirError
+from reasonkit.tasks import arith
+
+
+def _accuracy(env: ThoughtEnv, n: int, choose) -> float:
+    correct = 0
+    for i in range(n):
+        obs, _ = env.reset(options={"problem_index": i})
+        while True:
+            obs, _, done, _, info = env.step(choose(obs))
+            if done:
+                correct += info["correct"]
+                break
+    return correct / n
+
+
+def test_short_training_run_beats_a_random_policy():
+    """Tiny deterministic task: 6-8 operations, depth limit 5, answers right only with <= 1 op left.
+
+    Terminating early is wrong and reasoning one op per step cannot finish in time: only a policy
+    that avoids terminate and prefers decompose (several operations per step) solves these.
+    """
+    lm = ScriptedArithLM(answer_ops=1)
+    train = arith.generate(40, split="train", seed=0, n_ops=[6, 7, 8])
+    test = arith.generate(30, split="validation", seed=0, n_ops=[6, 7, 8])
+    env = ThoughtVecEnv(train, lm, n_envs=10, seed=0, reward="self-eval")
+    model = DuelingDoubleDQN(env=env, seed=0, buffer_size=200, exploration_decay=0.997)
+    model.learn(total_timesteps=1800)
+    evaluation = ThoughtEnv(test, lm)
+    rng = np.random.default_rng(0)
+    random_acc = _accuracy(evaluation, len(test), lambda obs: int(rng.integers(5)))
+    learned_acc = _accuracy(evaluation, len(test), lambda obs: int(model.predict(obs, deterministic=True)[0]))
+    assert learned_acc >= random_acc + 0.3, (learned_acc, random_acc)
+
+
+def _config(tmp_path, **overrides) -> TrainNavigatorConfig:
+    values = dict(
+        model="scripted-arith", episodes=60, eval_every=30, train_problems=40, eval_problems=20,
+        n_envs=10, buffer_size=100, batch_size=16, out=str(tmp_path / "run"), progress=False,
+    )  # fmt: skip
+    return TrainNavigatorConfig(**{**values, **overrides})
+
+
+def test_train_navigator_writes_a_resumable_run_directory(tmp_path):
+    lm = ScriptedArithLM()
+    result = train_navigator(_config(tmp_path), backend=lm)
+    run = result.out_dir
+    for name in ("run.json", "state.json", "summary.json", "metrics.jsonl", "episodes.jsonl",
+                 "learning_curve.png", "navigator.safetensors", "navigator-best.safetensors",
+                 "checkpoint.zip", "replay.pkl", "cache.sqlite"):  # fmt: skip
+        assert (run / name).is_file(), name
+    metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [m["episode"] for m in metrics] == [0, 30, 60]
+    episodes = [json.loads(line) for line in (run / "episodes.jsonl").read_text().splitlines()]
+    assert [e["episode"] for e in episodes] == list(range(1, 61))
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["episodes"] == 60 and 0 <= summary["validation_accuracy"] <= 1
+    assert summary["train_problems_used"] < summary["train_problems_drawn"]  # hard-only dropped some
+    nav = Navigator.load(result.navigator_path)
+    assert nav.metadata["model"] == "scripted-arith" and nav.metadata["episodes"] == "60"
+    assert nav.metadata["task"] == "arith" and nav.metadata["reward"] == "self-eval"
+    assert (run / "learning_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # The same command again: nothing to do, no backend call.
+    calls = lm.calls
+    again = train_navigator(_config(tmp_path), backend=lm)
+    assert again.summary["episodes"] == 60 and lm.calls == calls
+    # More episodes: continues from the checkpoint, with the replay buffer and counters restored.
+    more = train_navigator(_config(tmp_path, episodes=90), backend=lm)
+    metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [m["episode"] for m in metrics] == [0, 30, 60, 90] and more.summary["episodes"] == 90
+    assert (
+        metrics[-1]["env_steps"] > metrics[2]["env_steps"] and metrics[-1]["updates"] > metrics[2]["updates"]
+    )
+    episodes = [json.loads(line) for line in (run / "episodes.jsonl").read_text().splitlines()]
+    assert [e["episode"] for e in episodes] == list(range(1, 91))
+
+
+def test_interrupted_checkpoint_rows_are_dropped_on_resume(tmp_path):
+    lm = ScriptedArithLM()
+    train_navigator(_config(tmp_path, episodes=30), backend=lm)
+    run = tmp_path / "run"
+    with (run / "episodes.jsonl").open("a") as handle:  # rows written after the last commit
+        handle.write(json.dumps({"episode": 31}) + "\n")
+    state = json.loads((run / "state.json").read_text())
+    state["finished"] = False
+    (run / "state.json").write_text(json.dumps(state))
+    train_navigator(_config(tmp_path, episodes=60), backend=lm)
+    episodes = [json.loads(line)["episode"] for line in (run / "episodes.jsonl").read_text().splitlines()]
+    assert episodes == list(range(1, 61))
+
+
+def test_a_different_run_in_the_same_directory_is_refused(tmp_path):
+    train_navigator(_config(tmp_path, episodes=30), backend=ScriptedArithLM())
+    with pytest.raises(RunDirError, match=r"different training run .*reward"):
+        train_navigator(_config(tmp_path, episodes=30, reward="outcome"), backend=ScriptedArithLM())
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--reward", "likes"], "--reward must be one of"),
+        (["--reward", "prm"], "needs --prm"),
+        (["--episodes", "0"], "--episodes must be >= 1"),
+        (["--task", ""], "--task is empty"),
+    ],
+)
+def test_bad_flags_fail_with_one_clear_message(argv, message):
+    with pytest.raises(ConfigError, match=message):
+        train_navigator_command(argv)
+
+
+def test_unknown_task_fails_before_anything_is_written(tmp_path):
+    with pytest.raises(ValueError, match=r"unknown task 'nosuchbench'|needs reasonkit\.evals\.load"):
+        train_navigator(_config(tmp_path, task="nosuchbench"), backend=ScriptedArithLM())
+    with pytest.raises(ValueError, match="does not exist"):
+        train_navigator(_config(tmp_path, task=str(tmp_path / "missing.jsonl")), backend=ScriptedArithLM())
+    assert not (tmp_path / "run").exists()
+
+
+def test_help_says_how_to_train_for_a_real_model(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        train_navigator_command(["--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    for needle in ("--model", "--task", "--reward", "--episodes", "--hard-only", "--out", "Qwen", "math500",
+                   "--prm", "openai:http"):  # fmt: skip
+        assert needle in text, needle
