@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import torch
+
 from reasonkit.kernels.gated_attention.op import gated_attention
 
 if TYPE_CHECKING:

@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 import triton
+
 from reasonkit.kernels.dispatch import triton_interpreting
 from reasonkit.kernels.gated_attention.flash_bwd import bwd_dkdv_kernel, bwd_dq_kernel, bwd_preprocess_kernel
 from reasonkit.kernels.gated_attention.flash_fwd import fwd_kernel

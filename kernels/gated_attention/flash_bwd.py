@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import triton
 import triton.language as tl
+
 from reasonkit.kernels.gated_attention.flash_fwd import key_keep, load_gate, pair_keep
 
 

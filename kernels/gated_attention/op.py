@@ -10,6 +10,7 @@ concatenation (``None`` for an empty cache).
 from __future__ import annotations
 
 import torch
+
 from reasonkit.kernels.dispatch import KernelError, resolve_impl
 from reasonkit.kernels.gated_attention.naive import naive_gated_attention
 from reasonkit.kernels.gated_attention.sdpa import sdpa_gated_attention

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
+
 from reasonkit.kernels.rnn.op import lstm, slstm
 
 if TYPE_CHECKING:

@@ -3,8 +3,8 @@
 Kernels: :mod:`reasonkit.kernels.rnn.fused_kernels`. One program per (head, 16 batch rows) runs
 the whole sequence, so the grid is small (N · ⌈B/16⌉ programs): the speed-up over the torch loop
 comes from replacing ~15 kernel launches per time step by one launch in total, and from keeping
-the recurrent weights on chip. Best for head dims D ≤ 64, where four D×D tiles fit in registers;
-larger D still runs but spills.
+the recurrent weights on chip. Best for head dims D ≤ 64 (bf16 up to 128), where the four D×D
+tiles stay on chip; beyond that they are re-read from L2 every step.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 import triton
+
 from reasonkit.kernels.rnn import fused_kernels as fk
 from reasonkit.kernels.rnn.naive import initial_states
 
@@ -21,13 +22,15 @@ _BLOCK_B = 16  # tl.dot needs M >= 16; smaller batches are padded with masked ro
 
 def _launch_params(r: torch.Tensor, D: int) -> dict[str, Any]:
     block_d = max(16, triton.next_power_of_2(D))
-    # Four block_d² weight tiles live in registers; give big tiles more warps (more registers).
-    tile_bytes = 4 * block_d * block_d * r.element_size()
+    weight_bytes = 4 * block_d * block_d * r.element_size()  # the four r[g, head] tiles
+    # Sizes from ptxas on sm_90: bf16 D = 64 needs 8 warps to stay under 255 registers/thread
+    # without spills; fp32 D = 128 (256 KB) exceeds shared memory, so its tiles are reloaded per step.
     return {
         "PRECISION": "ieee" if r.dtype == torch.float32 else "tf32",
+        "RESIDENT": weight_bytes <= 128 * 1024,
         "BLOCK_B": _BLOCK_B,
         "BLOCK_D": block_d,
-        "num_warps": 4 if tile_bytes <= 32 * 1024 else 8,
+        "num_warps": 4 if weight_bytes <= 16 * 1024 else 8,
     }
 
 

@@ -1,15 +1,16 @@
 """Triton kernels of the head-wise LSTM / sLSTM: the whole time loop inside one program.
 
 FlashRNN-style (Pöppel et al. 2024): one program per (head, block of 16 batch rows) loads the
-head's four recurrent matrices r[g, n] once, keeps them on chip (registers, spilling to L1 for
-large D), and steps through time: pre = wx_t + h_{t-1} @ r + b, gate math in fp32, store h_t.
+head's four recurrent matrices r[g, n] once, keeps them on chip (registers / shared memory as
+the compiler lays out the dot operands) when they fit (``RESIDENT``), and steps through time: pre = wx_t + h_{t-1} @ r + b, gate math in fp32, store h_t.
 The forward also stores what the backward needs (pre-activations, c_t, and for sLSTM n_t, m_t);
 the backward walks time in reverse with r^T on chip and writes d(pre) = dwx for every step. The
 weight and bias gradients are then one large GEMM / reduction over (B, T) outside the kernel.
 
 Equations: :mod:`reasonkit.kernels.rnn.naive`. The sLSTM stabiliser m is a constant for the
 backward (it cancels in c / n), so no dm is propagated and the initial m gets a zero gradient.
-Padded lanes (D not a power of two, B not a multiple of 16) load zeros and stay zero.
+Padded lanes (D not a power of two, B not a multiple of 16) load zeros and stay zero. When the
+four tiles do not fit on chip (fp32 with D > 64) they are reloaded from L2 every step instead.
 """
 
 from __future__ import annotations
@@ -29,8 +30,32 @@ def _logsigmoid(x):
 
 
 @triton.jit
-def _load_square(R, g, stride_rg, offs_i, offs_j, stride_ri, ok):
-    return tl.load(R + g * stride_rg + offs_i[:, None] * stride_ri + offs_j[None, :], mask=ok, other=0.0)
+def _weight(r_base, g, stride_rg, stride_ri, offs_d, ok, TRANSPOSED: tl.constexpr):
+    """r[g, head] as a (BLOCK_D, BLOCK_D) tile, or its transpose; zero outside D."""
+    if TRANSPOSED:
+        ptrs = r_base + g * stride_rg + offs_d[None, :] * stride_ri + offs_d[:, None]
+    else:
+        ptrs = r_base + g * stride_rg + offs_d[:, None] * stride_ri + offs_d[None, :]
+    return tl.load(ptrs, mask=ok, other=0.0)
+
+
+@triton.jit
+def _resident(r_base, g, stride_rg, stride_ri, offs_d, ok, TRANSPOSED: tl.constexpr, RESIDENT: tl.constexpr):
+    """The tile to keep on chip for the whole loop, or a placeholder when it is reloaded per step."""
+    if RESIDENT:
+        w = _weight(r_base, g, stride_rg, stride_ri, offs_d, ok, TRANSPOSED)
+    else:
+        w = 0.0
+    return w
+
+
+@triton.jit
+def _rdot(x, w, acc, r_base, g, stride_rg, stride_ri, offs_d, ok,
+          TRANSPOSED: tl.constexpr, RESIDENT: tl.constexpr, PRECISION: tl.constexpr):  # fmt: skip
+    """acc + x @ r[g] (or x @ r[g]^T) with the resident tile, or one reloaded from L2."""
+    if not RESIDENT:
+        w = _weight(r_base, g, stride_rg, stride_ri, offs_d, ok, TRANSPOSED)
+    return tl.dot(x, w, acc, input_precision=PRECISION)
 
 
 @triton.jit
@@ -45,7 +70,7 @@ def rnn_fwd_kernel(
     stride_gb, stride_gt, stride_gg, stride_gn,
     B, T, D,
     SLSTM: tl.constexpr, HAS_MASK: tl.constexpr, STORE: tl.constexpr, PRECISION: tl.constexpr,
-    BLOCK_B: tl.constexpr, BLOCK_D: tl.constexpr,
+    RESIDENT: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_D: tl.constexpr,
 ):  # fmt: skip
     head = tl.program_id(0)
     offs_b = tl.program_id(1) * BLOCK_B + tl.arange(0, BLOCK_B)
@@ -56,10 +81,10 @@ def rnn_fwd_kernel(
     # Recurrent weights of this head, loaded once for all T steps: (BLOCK_D in, BLOCK_D out) each.
     r_base = R + head * stride_rn
     r_ok = d_ok[:, None] & d_ok[None, :]
-    r_i = _load_square(r_base, 0, stride_rg, offs_d, offs_d, stride_ri, r_ok)
-    r_f = _load_square(r_base, 1, stride_rg, offs_d, offs_d, stride_ri, r_ok)
-    r_z = _load_square(r_base, 2, stride_rg, offs_d, offs_d, stride_ri, r_ok)
-    r_o = _load_square(r_base, 3, stride_rg, offs_d, offs_d, stride_ri, r_ok)
+    r_i = _resident(r_base, 0, stride_rg, stride_ri, offs_d, r_ok, False, RESIDENT)
+    r_f = _resident(r_base, 1, stride_rg, stride_ri, offs_d, r_ok, False, RESIDENT)
+    r_z = _resident(r_base, 2, stride_rg, stride_ri, offs_d, r_ok, False, RESIDENT)
+    r_o = _resident(r_base, 3, stride_rg, stride_ri, offs_d, r_ok, False, RESIDENT)
     b_ptrs = BIAS + head * stride_bn + offs_d
     b_i = tl.load(b_ptrs, mask=d_ok, other=0.0).to(tl.float32)[None, :]
     b_f = tl.load(b_ptrs + stride_bg, mask=d_ok, other=0.0).to(tl.float32)[None, :]
@@ -77,13 +102,13 @@ def rnn_fwd_kernel(
         w_ptrs = WX + offs_b[:, None] * stride_wb + t * stride_wt + head * stride_wn + offs_d[None, :]
         hd = h.to(R.dtype.element_ty)  # the recurrent matmul runs in the weights' dtype, fp32 accumulate
         p_i = tl.load(w_ptrs, mask=bd_ok, other=0.0).to(tl.float32) + b_i
-        p_i = tl.dot(hd, r_i, p_i, input_precision=PRECISION)
+        p_i = _rdot(hd, r_i, p_i, r_base, 0, stride_rg, stride_ri, offs_d, r_ok, False, RESIDENT, PRECISION)
         p_f = tl.load(w_ptrs + stride_wg, mask=bd_ok, other=0.0).to(tl.float32) + b_f
-        p_f = tl.dot(hd, r_f, p_f, input_precision=PRECISION)
+        p_f = _rdot(hd, r_f, p_f, r_base, 1, stride_rg, stride_ri, offs_d, r_ok, False, RESIDENT, PRECISION)
         p_z = tl.load(w_ptrs + 2 * stride_wg, mask=bd_ok, other=0.0).to(tl.float32) + b_z
-        p_z = tl.dot(hd, r_z, p_z, input_precision=PRECISION)
+        p_z = _rdot(hd, r_z, p_z, r_base, 2, stride_rg, stride_ri, offs_d, r_ok, False, RESIDENT, PRECISION)
         p_o = tl.load(w_ptrs + 3 * stride_wg, mask=bd_ok, other=0.0).to(tl.float32) + b_o
-        p_o = tl.dot(hd, r_o, p_o, input_precision=PRECISION)
+        p_o = _rdot(hd, r_o, p_o, r_base, 3, stride_rg, stride_ri, offs_d, r_ok, False, RESIDENT, PRECISION)
         if SLSTM:
             empty = nrm == 0.0
             log_f = _logsigmoid(p_f)
@@ -142,7 +167,7 @@ def rnn_bwd_kernel(
     stride_gb, stride_gt, stride_gg, stride_gn,
     B, T, D,
     SLSTM: tl.constexpr, HAS_MASK: tl.constexpr, PRECISION: tl.constexpr,
-    BLOCK_B: tl.constexpr, BLOCK_D: tl.constexpr,
+    RESIDENT: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_D: tl.constexpr,
 ):  # fmt: skip
     head = tl.program_id(0)
     offs_b = tl.program_id(1) * BLOCK_B + tl.arange(0, BLOCK_B)
@@ -153,10 +178,10 @@ def rnn_bwd_kernel(
     # r[g]^T, held for the whole reverse sweep: rt[j, i] = r[g, head, i, j].
     r_base = R + head * stride_rn
     r_ok = d_ok[:, None] & d_ok[None, :]
-    rt_i = tl.trans(_load_square(r_base, 0, stride_rg, offs_d, offs_d, stride_ri, r_ok))
-    rt_f = tl.trans(_load_square(r_base, 1, stride_rg, offs_d, offs_d, stride_ri, r_ok))
-    rt_z = tl.trans(_load_square(r_base, 2, stride_rg, offs_d, offs_d, stride_ri, r_ok))
-    rt_o = tl.trans(_load_square(r_base, 3, stride_rg, offs_d, offs_d, stride_ri, r_ok))
+    rt_i = _resident(r_base, 0, stride_rg, stride_ri, offs_d, r_ok, True, RESIDENT)
+    rt_f = _resident(r_base, 1, stride_rg, stride_ri, offs_d, r_ok, True, RESIDENT)
+    rt_z = _resident(r_base, 2, stride_rg, stride_ri, offs_d, r_ok, True, RESIDENT)
+    rt_o = _resident(r_base, 3, stride_rg, stride_ri, offs_d, r_ok, True, RESIDENT)
     s_off = offs_b[:, None] * stride_sb + head * stride_sn + offs_d[None, :]
     dh = tl.load(DS_LAST + s_off, mask=bd_ok, other=0.0)  # (BLOCK_B, BLOCK_D) fp32
     dc = tl.load(DS_LAST + stride_ss + s_off, mask=bd_ok, other=0.0)
@@ -210,10 +235,63 @@ def rnn_bwd_kernel(
             dc_prev = tl.where(keep, dc_prev, dc)
             dn_prev = tl.where(keep, dn_prev, dn)
         dt = R.dtype.element_ty
-        dh_prev = tl.dot(d_i.to(dt), rt_i, input_precision=PRECISION)
-        dh_prev = tl.dot(d_f.to(dt), rt_f, dh_prev, input_precision=PRECISION)
-        dh_prev = tl.dot(d_z.to(dt), rt_z, dh_prev, input_precision=PRECISION)
-        dh_prev = tl.dot(d_o.to(dt), rt_o, dh_prev, input_precision=PRECISION)
+        dh_prev = tl.zeros([BLOCK_B, BLOCK_D], tl.float32)
+        dh_prev = _rdot(
+            d_i.to(dt),
+            rt_i,
+            dh_prev,
+            r_base,
+            0,
+            stride_rg,
+            stride_ri,
+            offs_d,
+            r_ok,
+            True,
+            RESIDENT,
+            PRECISION,
+        )
+        dh_prev = _rdot(
+            d_f.to(dt),
+            rt_f,
+            dh_prev,
+            r_base,
+            1,
+            stride_rg,
+            stride_ri,
+            offs_d,
+            r_ok,
+            True,
+            RESIDENT,
+            PRECISION,
+        )
+        dh_prev = _rdot(
+            d_z.to(dt),
+            rt_z,
+            dh_prev,
+            r_base,
+            2,
+            stride_rg,
+            stride_ri,
+            offs_d,
+            r_ok,
+            True,
+            RESIDENT,
+            PRECISION,
+        )
+        dh_prev = _rdot(
+            d_o.to(dt),
+            rt_o,
+            dh_prev,
+            r_base,
+            3,
+            stride_rg,
+            stride_ri,
+            offs_d,
+            r_ok,
+            True,
+            RESIDENT,
+            PRECISION,
+        )
         if HAS_MASK:
             dh_prev = tl.where(keep, dh_prev, dh)
         dw_ptrs = DWX + offs_b[:, None] * stride_gb + t * stride_gt + head * stride_gn + offs_d[None, :]

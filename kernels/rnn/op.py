@@ -7,6 +7,7 @@ torch loop elsewhere, the naive loop on request). Shapes and equations: :mod:`.n
 from __future__ import annotations
 
 import torch
+
 from reasonkit.kernels.dispatch import KernelError, resolve_impl
 from reasonkit.kernels.rnn.loop import torch_rnn
 from reasonkit.kernels.rnn.naive import NUM_STATES, naive_rnn

@@ -14,6 +14,7 @@ import sys
 
 import pytest
 import torch
+
 from reasonkit.kernels import KernelError, gated_attention, gated_attention_step
 
 INTERPRETING = os.environ.get("TRITON_INTERPRET") == "1"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from reasonkit.kernels import gated_attention, gated_attention_step
 
 pytestmark = [

@@ -15,6 +15,7 @@ import sys
 
 import pytest
 import torch
+
 from reasonkit.kernels import KernelError, lstm, lstm_step, slstm, slstm_step
 
 INTERPRETING = os.environ.get("TRITON_INTERPRET") == "1"

@@ -12,6 +12,7 @@ import math
 
 import pytest
 import torch
+
 from reasonkit.kernels import lstm, lstm_step, slstm, slstm_step
 
 pytestmark = [
