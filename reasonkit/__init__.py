@@ -37,6 +37,8 @@ _LAZY: dict[str, str] = {
     "SelfConsistency": "reasonkit.strategies",
     "make_strategy": "reasonkit.strategies",
     "is_correct": "reasonkit.answers",
+    "run_eval": "reasonkit.evals.runner",
+    "EvalConfig": "reasonkit.evals.runner",
     "GatedLMConfig": "reasonkit.models",
     "GatedLMModel": "reasonkit.models",
     "GatedLMForCausalLM": "reasonkit.models",

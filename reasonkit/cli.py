@@ -20,6 +20,10 @@ class Command:
 
 
 COMMANDS: dict[str, Command] = {
+    "eval": Command(
+        "reasonkit.evals.runner:eval_command",
+        "evaluate a model and strategy on a benchmark (reasonkit eval compare DIR... for a table)",
+    ),
     "serve": Command(
         "reasonkit.backends.server:serve_command",
         "serve a model over an OpenAI-compatible HTTP API (/v1/completions, /v1/chat/completions)",
