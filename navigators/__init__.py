@@ -1,1 +1,68 @@
-"""RL-of-Thoughts navigators (arXiv 2505.14140): logic blocks, ThoughtEnv, the dueling double-DQN navigator."""
+"""RL-of-Thoughts navigators (arXiv 2505.14140): a tiny RL policy that picks the next logic block.
+
+At inference time an LLM reasons in *logic blocks* — reason one step, decompose, debate, refine,
+terminate — and after each block scores its own latest step on seven aspects. A 2,566-parameter
+dueling double-DQN, the *navigator*, reads those seven scores and chooses the next block.
+
+    $ reasonkit train-navigator                       # the built-in model on arith, a few minutes on CPU
+    $ reasonkit eval --bench arith --model builtin --strategy rlot --navigator builtin-arith
+
+    >>> from reasonkit.navigators import Navigator, RLoT               # doctest: +SKIP
+    >>> traces = RLoT("builtin-arith").solve(problems, backend)       # doctest: +SKIP
+
+Modules: ``blocks`` (the five blocks and transition rules), ``state`` (self-evaluation),
+``episode`` (one episode; the batching driver), ``rewards`` / ``prm`` (step rewards, process reward
+models), ``env`` (ThoughtEnv, ThoughtVecEnv), ``network`` / ``dqn`` (dueling double DQN on
+stable-baselines3), ``navigator`` (the saved file), ``strategy`` (RLoT, FixedSequence), ``train``
+(``reasonkit train-navigator``), ``compare`` (the results table). docs/navigators.md has the details.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from reasonkit.strategies import STRATEGIES
+
+_LAZY: dict[str, str] = {
+    "BLOCKS": "reasonkit.packs",
+    "MAX_DEPTH": "reasonkit.navigators.blocks",
+    "effective_block": "reasonkit.navigators.blocks",
+    "Episode": "reasonkit.navigators.episode",
+    "run_programs": "reasonkit.navigators.episode",
+    "ThoughtEnv": "reasonkit.navigators.env",
+    "ThoughtVecEnv": "reasonkit.navigators.env",
+    "DuelingQNet": "reasonkit.navigators.network",
+    "DuelingDQNPolicy": "reasonkit.navigators.network",
+    "DuelingDoubleDQN": "reasonkit.navigators.dqn",
+    "Navigator": "reasonkit.navigators.navigator",
+    "NavigatorFileError": "reasonkit.navigators.navigator",
+    "RLoT": "reasonkit.navigators.strategy",
+    "FixedSequence": "reasonkit.navigators.strategy",
+    "make_reward": "reasonkit.navigators.rewards",
+    "MathShepherdPRM": "reasonkit.navigators.prm",
+    "QwenMathPRM": "reasonkit.navigators.prm",
+    "load_prm": "reasonkit.navigators.prm",
+    "TrainNavigatorConfig": "reasonkit.navigators.train",
+    "train_navigator": "reasonkit.navigators.train",
+    "train_navigator_command": "reasonkit.navigators.train",
+}
+
+__all__ = sorted(_LAZY)
+
+# The controller builds strategies by name; these two live here (registering is a dict entry, no import).
+STRATEGIES.setdefault("rlot", "reasonkit.navigators.strategy:RLoT")
+STRATEGIES.setdefault("fixed", "reasonkit.navigators.strategy:FixedSequence")
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'reasonkit.navigators' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -1,0 +1,49 @@
+"""The comparison table: strategies on held-out problems, Wilson intervals, block histogram."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from navigator_helpers import ScriptedArithLM
+
+from reasonkit.navigators.compare import CompareConfig, compare, wilson
+from reasonkit.navigators.navigator import Navigator
+from reasonkit.navigators.network import DuelingQNet
+from reasonkit.tasks import arith
+
+
+def test_wilson_interval_against_a_hand_computation():
+    # 3 of 24: p = 0.125, centre 0.17674, half-width 0.13330 (z = 1.96)
+    low, high = wilson(3, 24)
+    assert (low, high) == (pytest.approx(0.04344, abs=1e-4), pytest.approx(0.31004, abs=1e-4))
+    assert wilson(0, 0) == (0.0, 1.0)
+
+
+def test_compare_runs_every_strategy_on_the_test_split(tmp_path):
+    net = DuelingQNet()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.zero_()
+        net.advantage[2].bias[1] = 1.0  # always decompose
+    path = Navigator(net, {"model": "m", "task": "arith", "reward": "outcome", "episodes": "1"}).save(
+        tmp_path / "nav.safetensors"
+    )
+    config = CompareConfig(navigator=str(path), per_ops=2, out=str(tmp_path / "cmp"), progress=False,
+                           fixed=("reason,reason",))  # fmt: skip
+    rows = compare(config, backend=ScriptedArithLM())
+    names = [r["strategy"] for r in rows]
+    assert names == ["direct", "cot", "cot-sc5", "fixed[reason,reason]", "rlot"]
+    test_ids = {p.id for p in arith.benchmark("test", per_ops=2, seed=0)}
+    for name in ("direct", "rlot"):
+        lines = (tmp_path / "cmp" / name / "records.jsonl").read_text().splitlines()
+        records = [json.loads(line) for line in lines]
+        assert {r["problem_id"] for r in records} == test_ids  # held-out problems only
+    rlot = rows[-1]
+    assert set(rlot["blocks"]) == {"decompose"} and rlot["blocks"]["decompose"] >= rlot["n"]
+    assert rlot["accuracy"] == 1.0
+    assert rows[0]["accuracy"] < 0.5 and rows[0]["accuracy_by_ops"][1] == 1.0  # direct only solves 1 op
+    table = (tmp_path / "cmp" / "results.md").read_text()
+    assert "| rlot | 1.000 |" in table and f"decompose {rlot['blocks']['decompose']} (100%)" in table
+    assert (tmp_path / "cmp" / "blocks.png").read_bytes()[:4] == b"\x89PNG"
