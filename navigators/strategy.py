@@ -85,8 +85,15 @@ class RLoT:
     name = "rlot"
 
     def __init__(
-        self, navigator: str | Path | Navigator, pack: Any = None, max_depth: int | None = None
+        self, navigator: str | Path | Navigator | None = None, pack: Any = None, max_depth: int | None = None
     ) -> None:
+        if navigator is None:
+            from reasonkit.navigators.presets import PRESETS
+
+            raise ValueError(
+                "the rlot strategy needs a navigator: pass --navigator with the navigator.safetensors a "
+                f"`reasonkit train-navigator` run wrote, or a shipped preset ({', '.join(PRESETS) or 'none yet'})"
+            )
         self.navigator = navigator if isinstance(navigator, Navigator) else Navigator.load(navigator)
         self.source = str(navigator) if not isinstance(navigator, Navigator) else "<in memory>"
         self.pack = pack

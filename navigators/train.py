@@ -311,3 +311,9 @@ def train_navigator_command(argv: Sequence[str]) -> int:
             f"learning curve: {s['learning_curve']}; summary: {result.out_dir / 'summary.json'}"
         )
     return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    raise SystemExit(train_navigator_command(sys.argv[1:]))

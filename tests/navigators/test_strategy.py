@@ -80,6 +80,8 @@ def test_budget_stops_a_problem_before_its_next_block(problems):
 def test_missing_navigator_file_fails_clearly(tmp_path):
     with pytest.raises(NavigatorFileError, match="no navigator file"):
         RLoT(navigator=str(tmp_path / "missing.safetensors"))
+    with pytest.raises(ValueError, match="needs a navigator: pass --navigator"):
+        RLoT()
 
 
 def test_transfer_a_navigator_runs_unchanged_on_another_model_and_task(tmp_path, tiny_hf_backend):
