@@ -22,8 +22,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torch
-from reasonkit.workspaces.number_modules import number_code
 from torch import Tensor
+
+from reasonkit.workspaces.number_modules import number_code
 
 Variant = Literal["onehot", "images"]
 VARIANTS: tuple[str, ...] = ("onehot", "images")

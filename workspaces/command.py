@@ -20,15 +20,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+from reasonkit.config import config_to_dict, parse_config
+from reasonkit.plots import bar_plot, line_plot
+from reasonkit.rundir import atomic_write_json, read_json, read_jsonl
 from reasonkit.workspaces.addition import SPLITS, AdditionTask, DigitPool, make_pairs
 from reasonkit.workspaces.config import RESULT_FIELDS, WorkspaceConfig
 from reasonkit.workspaces.models import train_digit_encoder
 from reasonkit.workspaces.number_modules import DigitEncoder
 from reasonkit.workspaces.train import CHECKPOINT_FORMAT, load_encoder, save_checkpoint, train_run
-
-from reasonkit.config import config_to_dict, parse_config
-from reasonkit.plots import bar_plot, line_plot
-from reasonkit.rundir import atomic_write_json, read_json, read_jsonl
 
 SPLIT_DESCRIPTIONS = {
     "train": "training pairs: (1 - holdout_fraction) of [0, R)^2",

@@ -14,6 +14,8 @@ are reported apart from each model's own.
 from __future__ import annotations
 
 import torch
+from torch import Tensor, nn
+
 from reasonkit.workspaces.addition import DigitPool
 from reasonkit.workspaces.baselines import LSTMAdder, TransformerAdder, count_parameters
 from reasonkit.workspaces.config import WorkspaceConfig
@@ -27,7 +29,6 @@ from reasonkit.workspaces.number_modules import (
     ShiftIncrement,
 )
 from reasonkit.workspaces.router import GatedRouter, WorkspaceModule
-from torch import Tensor, nn
 
 #: Slot 0 holds the running value, slot 1 the second addend (how many increments to ask for).
 VALUE_SLOT, INSTRUCTION_SLOT = 0, 1

@@ -19,9 +19,10 @@ that prior, :class:`MLPIncrement`.
 from __future__ import annotations
 
 import torch
+from torch import Tensor, nn
+
 from reasonkit.workspaces.router import WorkspaceModule
 from reasonkit.workspaces.state import WorkspaceState
-from torch import Tensor, nn
 
 
 def number_code(values: Tensor, size: int) -> Tensor:

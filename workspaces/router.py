@@ -24,9 +24,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from torch import Tensor, nn
+
 from reasonkit.workspaces.gating import Controller, GateMode, gate
 from reasonkit.workspaces.state import History, WorkspaceState, batch_size_of
-from torch import Tensor, nn
 
 
 class WorkspaceModule(nn.Module):

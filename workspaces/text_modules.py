@@ -26,12 +26,12 @@ from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
 
 import torch
-from reasonkit.workspaces.router import WorkspaceModule
-from reasonkit.workspaces.state import WorkspaceState
 from torch import Tensor
 
 from reasonkit.backends.base import LanguageModel
 from reasonkit.types import Cost, SamplingParams
+from reasonkit.workspaces.router import WorkspaceModule
+from reasonkit.workspaces.state import WorkspaceState
 
 VERIFIED, REJECTED, ERROR = "VERIFIED: ", "REJECTED: ", "ERROR: "
 TEMPLATE_FIELDS = frozenset({"question", "text", "history"})

@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+from reasonkit.rundir import JsonlAppender, atomic_write_bytes, atomic_write_json, read_json
 from reasonkit.workspaces.addition import SPLITS, AdditionTask
 from reasonkit.workspaces.config import WorkspaceConfig
 from reasonkit.workspaces.models import AdderModel, build_model, own_parameters
 from reasonkit.workspaces.number_modules import DigitEncoder
-
-from reasonkit.rundir import JsonlAppender, atomic_write_bytes, atomic_write_json, read_json
 
 CHECKPOINT_FORMAT = 1
 

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+
 from reasonkit.workspaces.gating import Controller, gate, gumbel_noise, reactive_controller
 
 

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+
 from reasonkit.workspaces.addition import SPLITS, AdditionTask, DigitPool, make_pairs
 from reasonkit.workspaces.number_modules import (
     DigitEncoder,

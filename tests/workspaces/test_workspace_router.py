@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+
 from reasonkit.workspaces.gating import Controller
 from reasonkit.workspaces.number_modules import InputModule, Readout, ShiftIncrement, number_code
 from reasonkit.workspaces.router import GatedRouter, WorkspaceModule

@@ -2,6 +2,11 @@
 
 import pytest
 import torch
+from tiny_models import build_model, build_tokenizer
+
+from reasonkit.backends.hf import HFBackend
+from reasonkit.tasks.arith import evaluate
+from reasonkit.types import SamplingParams
 from reasonkit.workspaces.gating import reactive_controller
 from reasonkit.workspaces.router import GatedRouter
 from reasonkit.workspaces.state import WorkspaceState
@@ -14,11 +19,6 @@ from reasonkit.workspaces.text_modules import (
     VerifierModule,
     render_history,
 )
-from tiny_models import build_model, build_tokenizer
-
-from reasonkit.backends.hf import HFBackend
-from reasonkit.tasks.arith import evaluate
-from reasonkit.types import SamplingParams
 
 TEMPLATE = "Question: {question}\nSo far:\n{history}\nNext:"
 PARAMS = SamplingParams(max_new_tokens=8)

@@ -5,14 +5,14 @@ import re
 
 import pytest
 import torch
+
+from reasonkit.config import ConfigError, parse_config
+from reasonkit.rundir import read_jsonl
 from reasonkit.workspaces.addition import SPLITS, AdditionTask, make_pairs
 from reasonkit.workspaces.command import format_table, run_study, train_workspace_command
 from reasonkit.workspaces.config import WorkspaceConfig
 from reasonkit.workspaces.models import build_model, own_parameters
 from reasonkit.workspaces.train import evaluate, load_checkpoint, load_trained, train_run
-
-from reasonkit.config import ConfigError, parse_config
-from reasonkit.rundir import read_jsonl
 
 TINY = dict(addend_range=4, extrapolation_range=6, code_size=12, batch_size=64, lr=1e-2)
 
