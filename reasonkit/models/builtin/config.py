@@ -1,0 +1,152 @@
+"""``TrainLMConfig``: every knob of ``reasonkit train-lm``, each with its help text.
+
+The defaults are the recipe of the shipped checkpoint (``reasonkit/models/zoo/builtin``; its
+``reasonkit.json`` records the exact config it was trained with). docs/builtin-model.md explains the
+choices.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+#: Fields that decide the weights a step produces: a resumed run must keep them unchanged.
+IDENTITY_FIELDS: tuple[str, ...] = (
+    "seed",
+    "hidden_size",
+    "num_layers",
+    "layer_types",
+    "num_heads",
+    "num_kv_heads",
+    "vocab_size",
+    "batch_size",
+    "lr",
+    "min_lr_ratio",
+    "warmup_steps",
+    "weight_decay",
+    "steps",
+)
+
+
+def _help(text: str) -> dict[str, str]:
+    return {"help": text}
+
+
+@dataclass
+class TrainLMConfig:
+    """Train the built-in GatedLM on a mixture of every arith block task (reasonkit train-lm).
+
+    Rerunning with the same --out continues from the last checkpoint.
+    """
+
+    out: str = field(default="runs/train-lm", metadata=_help("run directory (checkpoint, metrics, plots)"))
+    export: str | None = field(
+        default=None,
+        metadata=_help(
+            "also write the final loadable model directory here (the run always keeps one in OUT/model)"
+        ),
+    )
+    seed: int = field(default=0, metadata=_help("seed of the initial weights and of the training stream"))
+    # ---- model
+    hidden_size: int = field(default=192, metadata=_help("width of the residual stream"))
+    num_layers: int = field(default=8, metadata=_help("number of decoder layers"))
+    layer_types: tuple[str, ...] = field(
+        default=("gla", "attn", "gla", "attn", "gla", "attn", "gla", "attn"),
+        metadata=_help("mixer of each layer: gla | attn | slstm (one per layer)"),
+    )
+    num_heads: int = field(default=6, metadata=_help("heads of every mixer"))
+    num_kv_heads: int = field(default=2, metadata=_help("key/value heads of attention layers"))
+    vocab_size: int = field(
+        default=128, metadata=_help("embedding rows (>= the tokenizer's 114 tokens; a multiple of 8)")
+    )
+    # ---- optimisation
+    steps: int = field(default=3000, metadata=_help("optimizer steps (the learning-rate schedule's length)"))
+    batch_size: int = field(default=256, metadata=_help("training pairs per optimizer step"))
+    max_tokens: int = field(
+        default=32768,
+        metadata=_help(
+            "padded tokens per forward pass: a step's pairs are sorted by length and cut into "
+            "micro-batches of at most this many tokens (gradients accumulate over them)"
+        ),
+    )
+    bucket_ratio: float = field(
+        default=0.75,
+        metadata=_help(
+            "a micro-batch only holds rows at least this fraction of its longest row's length "
+            "(less padding, more forward passes; lower it on a GPU where each pass has a fixed cost)"
+        ),
+    )
+    lr: float = field(default=2e-3, metadata=_help("peak learning rate (AdamW)"))
+    min_lr_ratio: float = field(default=0.1, metadata=_help("final learning rate as a fraction of --lr"))
+    warmup_steps: int = field(default=100, metadata=_help("linear warm-up steps before the cosine decay"))
+    weight_decay: float = field(default=0.1, metadata=_help("AdamW weight decay of matrices (not norms)"))
+    grad_clip: float = field(default=1.0, metadata=_help("clip the gradient norm to this (0: off)"))
+    # ---- machine
+    device: Literal["auto", "cpu", "cuda"] = field(
+        default="auto", metadata=_help("auto = cuda when available, else cpu")
+    )
+    bf16: bool = field(
+        default=False,
+        metadata=_help(
+            "bfloat16 autocast on CUDA (ignored on CPU). Off by default: the model is small enough that "
+            "float32 with TF32 matmuls costs little more, and autocast needs GatedLM's attention to keep "
+            "q/k in v's dtype after the rotary embedding (docs/builtin-model.md)"
+        ),
+    )
+    compile: bool = field(default=False, metadata=_help("torch.compile the model (CUDA; off by default)"))
+    threads: int | None = field(default=None, metadata=_help("torch CPU threads (default: torch's choice)"))
+    workers: int = field(
+        default=-1,
+        metadata=_help(
+            "data-generation worker processes (the teacher costs ~2 ms per pair on one core); "
+            "-1 = one per CPU core minus one, 0 = generate in the training process"
+        ),
+    )
+    max_minutes: float | None = field(
+        default=None,
+        metadata=_help("wall-clock limit: save a checkpoint, export and exit cleanly when reached"),
+    )
+    stop_at: int | None = field(
+        default=None,
+        metadata=_help(
+            "end this invocation at this step (the schedule still runs to --steps); rerun to continue"
+        ),
+    )
+    # ---- bookkeeping
+    log_every: int = field(default=20, metadata=_help("steps between training-metric records"))
+    val_every: int = field(default=250, metadata=_help("steps between validation passes"))
+    val_pairs: int = field(default=512, metadata=_help("validation-split pairs scored each pass"))
+    save_every: int = field(default=500, metadata=_help("steps between checkpoints (and model exports)"))
+    progress: bool = field(default=True, metadata=_help("show a progress bar"))
+
+    def __post_init__(self) -> None:
+        self.layer_types = tuple(self.layer_types)
+        positive = ("hidden_size", "num_layers", "num_heads", "num_kv_heads", "steps", "batch_size")
+        for name in (*positive, "max_tokens", "log_every", "val_every", "save_every"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
+        if len(self.layer_types) != self.num_layers:
+            raise ValueError(
+                f"layer_types has {len(self.layer_types)} entries but num_layers is {self.num_layers}; "
+                "give one mixer per layer (e.g. --layer-types gla attn gla attn)"
+            )
+        if not {"gla", "attn"} <= set(self.layer_types):
+            raise ValueError(f"the built-in model is a gla + attn hybrid; got layer_types {self.layer_types}")
+        if self.vocab_size < 114:
+            raise ValueError(f"vocab_size must be >= 114 (the tokenizer's size), got {self.vocab_size}")
+        if not 0 < self.lr < 1 or not 0 <= self.min_lr_ratio <= 1:
+            raise ValueError(
+                f"need 0 < lr < 1 and 0 <= min_lr_ratio <= 1, got {self.lr}, {self.min_lr_ratio}"
+            )
+        if self.warmup_steps < 0 or self.weight_decay < 0 or self.grad_clip < 0 or self.val_pairs < 0:
+            raise ValueError("warmup_steps, weight_decay, grad_clip and val_pairs must be >= 0")
+        if not 0 < self.bucket_ratio <= 1:
+            raise ValueError(f"bucket_ratio must be in (0, 1], got {self.bucket_ratio}")
+        if self.max_minutes is not None and self.max_minutes <= 0:
+            raise ValueError(f"max_minutes must be > 0 (or omitted), got {self.max_minutes}")
+        if self.stop_at is not None and self.stop_at <= 0:
+            raise ValueError(f"stop_at must be >= 1 (or omitted), got {self.stop_at}")
+        if self.threads is not None and self.threads <= 0:
+            raise ValueError(f"threads must be >= 1 (or omitted), got {self.threads}")
+        if self.workers < -1:
+            raise ValueError(f"workers must be -1 (auto), 0 or a positive count, got {self.workers}")

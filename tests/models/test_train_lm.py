@@ -1,0 +1,148 @@
+"""`reasonkit train-lm` on a tiny config: trains from scratch, resumes exactly, exports a loadable model,
+and refuses bad input with one clear message."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from reasonkit.config import ConfigError, parse_config
+from reasonkit.models.builtin.checkpoint import CHECKPOINT, EXPORT_FILES, load_checkpoint
+from reasonkit.models.builtin.config import TrainLMConfig
+from reasonkit.models.builtin.data import IGNORE, PairEncoder, build_step
+from reasonkit.models.builtin.entry import run_main
+from reasonkit.models.builtin.train import Trainer, learning_rate, train_lm, train_lm_command
+from reasonkit.rundir import read_jsonl
+
+TINY = [
+    "--hidden-size", "32", "--num-layers", "2", "--layer-types", "gla", "attn", "--num-heads", "2",
+    "--num-kv-heads", "1", "--batch-size", "6", "--warmup-steps", "2", "--log-every", "2",
+    "--val-every", "3", "--val-pairs", "8", "--save-every", "2", "--device", "cpu", "--threads", "1",
+    "--workers", "0", "--progress", "false",
+]  # fmt: skip
+
+
+def tiny(out, *extra: str) -> TrainLMConfig:
+    return parse_config(TrainLMConfig, ["--out", str(out), *TINY, *extra])
+
+
+def test_batches_train_on_targets_only_and_respect_the_token_budget():
+    encoder = PairEncoder()
+    batch = build_step(encoder, "train", seed=0, step=3, batch_size=24, max_tokens=600, bucket_ratio=0.75)
+    assert batch.step == 3 and sum(len(m.tasks) for m in batch.micro) == 24
+    for micro in batch.micro:
+        rows, width = micro.input_ids.shape
+        assert rows * width <= max(600, width)  # one over-long row may stand alone
+        assert (micro.input_ids[:, 0] == encoder.bos).all()
+        lengths = (micro.input_ids != encoder.pad).sum(1)
+        assert lengths.min() >= 0.75 * width  # bucketed: little padding
+        for r in range(rows):
+            labelled = (micro.labels[r] != IGNORE).nonzero().flatten()
+            assert labelled.numel() > 0 and labelled[-1] == lengths[r] - 1  # the target ends the row
+            assert micro.input_ids[r, labelled[-1]] == encoder.tokenizer.token_to_id("\n")
+    # the same step is the same batch whoever builds it (resuming regenerates the unseen pairs exactly)
+    again = build_step(
+        PairEncoder(), "train", seed=0, step=3, batch_size=24, max_tokens=600, bucket_ratio=0.75
+    )
+    assert all(torch.equal(a.input_ids, b.input_ids) for a, b in zip(batch.micro, again.micro))
+
+
+def test_learning_rate_warms_up_then_decays_to_the_floor():
+    cfg = TrainLMConfig(steps=100, warmup_steps=10, lr=1e-3, min_lr_ratio=0.1)
+    assert learning_rate(cfg, 0) == pytest.approx(1e-4)
+    assert learning_rate(cfg, 9) == pytest.approx(1e-3)
+    assert learning_rate(cfg, 100) == pytest.approx(1e-4)
+    assert learning_rate(cfg, 50) < learning_rate(cfg, 20)
+
+
+def test_trains_from_scratch_then_resumes_exactly(tmp_path):
+    straight = train_lm(tiny(tmp_path / "a", "--steps", "6"))
+    assert straight["status"] == "finished" and straight["step"] == 6
+
+    first = train_lm(tiny(tmp_path / "b", "--steps", "6", "--stop-at", "3"))
+    assert first["status"] == "stopped" and first["step"] == 3
+    saved = load_checkpoint(tmp_path / "b" / CHECKPOINT)
+    assert saved["step"] == 3 and saved["pairs"] == 18
+    resumed = Trainer(tiny(tmp_path / "b", "--steps", "6"))
+    assert resumed.step == 3
+    for name, value in resumed.model.state_dict().items():
+        assert torch.equal(value, saved["model"][name]), name
+    assert resumed.run()["step"] == 6
+
+    # stopping and resuming changes nothing: same data, same optimizer state, same weights
+    a = load_checkpoint(tmp_path / "a" / CHECKPOINT)["model"]
+    b = load_checkpoint(tmp_path / "b" / CHECKPOINT)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+    records = read_jsonl(tmp_path / "b" / "metrics.jsonl")
+    assert [r["step"] for r in records if "loss" in r] == [2, 3, 4, 6]
+    assert any("val_loss" in r for r in records)
+    assert (tmp_path / "b" / "loss.png").stat().st_size > 0
+    assert (tmp_path / "b" / "accuracy.png").stat().st_size > 0
+
+
+def test_export_loads_through_hf_backend_with_the_compact_pack(tmp_path):
+    from reasonkit.backends.hf import HFBackend
+    from reasonkit.types import SamplingParams
+
+    train_lm(tiny(tmp_path / "run", "--steps", "2", "--export", str(tmp_path / "exported")))
+    for directory in (tmp_path / "run" / "model", tmp_path / "exported"):
+        assert sorted(p.name for p in directory.iterdir()) == sorted(EXPORT_FILES)
+        card = json.loads((directory / "reasonkit.json").read_text())
+        assert card["prompt_pack"] == "compact" and card["step"] == 2
+        assert card["train_config"]["hidden_size"] == 32
+    backend = HFBackend(str(tmp_path / "exported"), device="cpu")
+    assert backend.prompt_pack == "compact"
+    assert backend.model.config.gla_kernel == "auto"
+    out = backend.generate(["<q>1+2<ans>"], SamplingParams(max_new_tokens=3, temperature=0.0))
+    assert out[0][0].tokens_out <= 3
+
+
+def test_resume_with_other_settings_is_refused(tmp_path):
+    train_lm(tiny(tmp_path, "--steps", "2"))
+    with pytest.raises(ValueError, match=r"hidden_size: checkpoint 32 vs now 48.*new --out"):
+        Trainer(tiny(tmp_path, "--steps", "2", "--hidden-size", "48"))
+
+
+def test_a_damaged_checkpoint_fails_with_its_path(tmp_path):
+    (tmp_path / CHECKPOINT).write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match=r"checkpoint\.pt is not a readable train-lm checkpoint.*delete it"):
+        Trainer(tiny(tmp_path, "--steps", "2"))
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--layer-types", "gla", "attn", "gla"], "layer_types has 3 entries but num_layers is 2"),
+        (["--layer-types", "gla", "gla"], "gla \\+ attn hybrid"),
+        (["--steps", "0"], "steps must be a positive integer"),
+        (["--vocab-size", "64"], "vocab_size must be >= 114"),
+        (["--bucket-ratio", "1.5"], "bucket_ratio must be in"),
+    ],
+)
+def test_bad_config_values_name_the_field(tmp_path, flags, message):
+    with pytest.raises(ConfigError, match=message):
+        tiny(tmp_path, *flags)
+
+
+def test_unknown_yaml_field_and_cuda_without_a_gpu(tmp_path, capsys):
+    config = tmp_path / "c.yaml"
+    config.write_text("hidden_sise: 64\n")
+    assert run_main(train_lm_command, ["--config", str(config)]) == 1
+    err = capsys.readouterr().err
+    assert "unknown field(s) ['hidden_sise']" in err and err.count("\n") == 1
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="sees no CUDA device"):
+            Trainer(tiny(tmp_path / "gpu", "--device", "cuda", "--steps", "1"))
+
+
+def test_data_workers_deliver_the_same_ordered_stream(tmp_path):
+    # two worker processes each build every second step; the loader must hand them over in order
+    in_process = train_lm(tiny(tmp_path / "w0", "--steps", "4"))
+    workers = train_lm(tiny(tmp_path / "w2", "--steps", "4", "--workers", "2"))
+    assert in_process["step"] == workers["step"] == 4
+    a = load_checkpoint(tmp_path / "w0" / CHECKPOINT)["model"]
+    b = load_checkpoint(tmp_path / "w2" / CHECKPOINT)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
