@@ -129,3 +129,21 @@ def test_black_box_backend_cannot_host_a_prm():
 def test_bad_prm_spec(spec):
     with pytest.raises(PRMError, match="FORMAT:MODEL"):
         load_prm(spec)
+
+
+def test_prm_reward_inside_the_environment(shepherd, tiny_hf_backend):
+    """A non-terminal step is rewarded with the PRM's score of the step the block just wrote."""
+    from navigator_helpers import short_pack
+
+    from reasonkit.navigators.env import ThoughtEnv
+
+    problem = Problem(id="p", question="2+3*4", answer="14", kind="arith")
+    pack = short_pack(5).with_overrides({"calls": {"final_check": {"max_new_tokens": 1}}})
+    env = ThoughtEnv([problem], tiny_hf_backend, pack=pack, reward=PRMReward(shepherd))
+    env.reset(seed=0)
+    _, reward, done, _, info = env.step(0)
+    if done:
+        pytest.skip("the random model's final-answer check said yes")
+    assert env.episode is not None and len(env.episode.steps) == 1
+    assert reward == pytest.approx(shepherd.step_scores("2+3*4", env.episode.steps)[-1], abs=1e-5)
+    assert info["block"] == "reason"
