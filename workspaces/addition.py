@@ -140,14 +140,25 @@ class AdditionTask:
         pairs = train[torch.randint(len(train), (size,), generator=generator)]  # (B, 2)
         return self.stimulus(pairs, "train", generator), pairs.sum(-1)
 
-    def eval_set(self, split: str) -> tuple[Tensor, Tensor]:
-        """The fixed evaluation set of ``split``: every pair (× ``eval_draws`` image pairs for images)."""
+    def eval_pairs(self, split: str) -> Tensor:
+        """(P, 2) the (a, b) pair behind every item of ``eval_set(split)``."""
         if split not in self.pairs:
             raise ValueError(f"unknown split {split!r}; splits: {sorted(self.pairs)}")
+        pairs = self.pairs[split]
+        return pairs.repeat_interleave(self.eval_draws, dim=0) if self.variant == "images" else pairs
+
+    def swap_in_train(self, split: str) -> Tensor:
+        """(P,) bool: whether the commuted pair (b, a) of each evaluation item is a training pair.
+
+        A sequence model that learns only that a + b = b + a solves exactly these held-out pairs.
+        """
+        train = {tuple(p) for p in self.pairs["train"].tolist()}
+        return torch.tensor([(b, a) in train for a, b in self.eval_pairs(split).tolist()], dtype=torch.bool)
+
+    def eval_set(self, split: str) -> tuple[Tensor, Tensor]:
+        """The fixed evaluation set of ``split``: every pair (× ``eval_draws`` image pairs for images)."""
         if split not in self._eval_cache:
-            pairs = self.pairs[split]
-            if self.variant == "images":
-                pairs = pairs.repeat_interleave(self.eval_draws, dim=0)
+            pairs = self.eval_pairs(split)
             part: Literal["train", "test"] = "train" if split == "train" else "test"
             generator = torch.Generator().manual_seed(self.split_seed + 2 + SPLITS.index(split))
             self._eval_cache[split] = (self.stimulus(pairs, part, generator), pairs.sum(-1))

@@ -104,7 +104,7 @@ class WorkspaceConfig:
     transformer_layers: int = field(default=2, metadata={"help": "Transformer baseline: encoder layers"})
     transformer_heads: int = field(default=4, metadata={"help": "Transformer baseline: attention heads"})
     encoder_steps: int = field(default=600, metadata={"help": "images: steps to pretrain the digit encoder"})
-    eval_every: int = field(default=250, metadata={"help": "evaluate, log and checkpoint every N steps"})
+    eval_every: int = field(default=100, metadata={"help": "evaluate, log and checkpoint every N steps"})
     threads: int = field(default=1, metadata={"help": "torch CPU threads (keep 1 on a shared machine)"})
 
     def __post_init__(self) -> None:

@@ -13,6 +13,8 @@ are reported apart from each model's own.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 
@@ -59,6 +61,18 @@ class WorkspaceAdder(nn.Module):
         """(B,) the hard-routed answer, -1 where the router never halted."""
         return self.router(stimulus, "hard", max_steps=self.config.eval_max_steps).prediction
 
+    def describe(self) -> dict[str, Any]:
+        """What a learned increment learned: its distribution over shifts (+1 is an exact increment)."""
+        increment = self.router.chain[1]
+        if not isinstance(increment, LearnedShiftIncrement):
+            return {}
+        weights = increment.shift_weights.detach().tolist()
+        return {
+            "increment_shift_weights": {
+                f"{k - increment.reach:+d}": round(w, 4) for k, w in enumerate(weights)
+            }
+        }
+
 
 class SequenceAdder(nn.Module):
     """A baseline over the addends' codes: the stimulus itself (onehot) or the frozen encoder's output."""
@@ -76,6 +90,9 @@ class SequenceAdder(nn.Module):
     @torch.no_grad()
     def predict(self, stimulus: Tensor) -> Tensor:
         return self.net(self._features(stimulus)).argmax(-1)
+
+    def describe(self) -> dict[str, Any]:
+        return {}
 
 
 AdderModel = WorkspaceAdder | SequenceAdder
@@ -153,6 +170,12 @@ def train_digit_encoder(
     with torch.no_grad():
         accuracy = (encoder.logits(test_images).argmax(-1) == test_labels).float().mean().item()
     return encoder, accuracy
+
+
+@torch.no_grad()
+def both_digits_read(encoder: DigitEncoder, images: Tensor, pairs: Tensor) -> float:
+    """Fraction of items (B, 2, 64) whose two digits the encoder classifies right: an accuracy ceiling."""
+    return (encoder.logits(images).argmax(-1) == pairs).all(-1).float().mean().item()
 
 
 def own_parameters(model: nn.Module) -> int:

@@ -30,16 +30,28 @@ def run_name(model: str, seed: int) -> str:
 
 
 def evaluate(model: AdderModel, task: AdditionTask, batch_size: int = 1024) -> dict[str, float]:
-    """Exact-match accuracy of hard predictions on every split."""
+    """Exact-match accuracy of hard predictions on every split.
+
+    Interpolation is also split by whether the commuted pair (b, a) was trained
+    (``interpolation_swap_in_train`` / ``interpolation_swap_unseen``): commutativity alone solves
+    the first group, only addition itself solves the second.
+    """
     model.eval()
     accuracy = {}
     for split in SPLITS:
         stimulus, target = task.eval_set(split)
-        correct = 0
-        for start in range(0, len(target), batch_size):
-            pred = model.predict(stimulus[start : start + batch_size])
-            correct += int((pred == target[start : start + batch_size]).sum())
-        accuracy[split] = correct / len(target)
+        correct = torch.cat(
+            [
+                model.predict(stimulus[start : start + batch_size]) == target[start : start + batch_size]
+                for start in range(0, len(target), batch_size)
+            ]
+        )  # (P,) bool
+        accuracy[split] = correct.float().mean().item()
+        if split == "interpolation":
+            swapped = task.swap_in_train(split)
+            for key, group in (("swap_in_train", swapped), ("swap_unseen", ~swapped)):
+                if bool(group.any()):
+                    accuracy[f"interpolation_{key}"] = correct[group].float().mean().item()
     model.train()
     return accuracy
 
@@ -128,6 +140,7 @@ def train_run(
         "seed": seed,
         "params": own_parameters(model),
         "accuracy": evaluate(model, task),
+        "learned": model.describe(),
         "train_seconds": round(time.perf_counter() - started, 2),
         "steps": config.steps,
     }

@@ -118,6 +118,16 @@ def test_image_task_uses_held_out_images_for_evaluation():
     assert x.shape == (16, 2, 64) and y.shape == (16,)
 
 
+def test_swap_in_train_marks_held_out_pairs_whose_commuted_pair_was_trained():
+    pairs = make_pairs(6, 8, 0.3, split_seed=3)
+    task = AdditionTask("onehot", pairs, 16)
+    train = pairs["train"].tolist()
+    expected = [[b, a] in train for a, b in pairs["interpolation"].tolist()]
+    assert task.swap_in_train("interpolation").tolist() == expected
+    assert any(expected) and not all(expected)  # both groups exist for this seed
+    assert task.swap_in_train("train").tolist() == [[b, a] in train for a, b in train]
+
+
 def test_task_rejects_bad_input():
     pairs = make_pairs(10, 20, 0.2, 0)
     with pytest.raises(ValueError, match="variant must be one of"):

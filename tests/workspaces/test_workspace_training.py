@@ -103,6 +103,15 @@ def test_study_writes_results_plots_and_resumes(tmp_path, capsys):
             assert acc["mean"] == pytest.approx(sum(per_seed) / 3, abs=1e-4)
             assert acc["std"] == pytest.approx(torch.tensor(per_seed).std().item(), abs=1e-4)
     assert results["models"]["gw"]["params"] < results["models"]["transformer"]["params"]
+    # Interpolation split by whether the commuted pair was trained: the two groups make up the whole.
+    task = tiny_task(config)
+    swapped = task.swap_in_train("interpolation")
+    for entry in results["models"].values():
+        acc = entry["accuracy"]
+        for s in range(3):
+            parts = acc["interpolation_swap_in_train"]["per_seed"][s] * int(swapped.sum())
+            parts += acc["interpolation_swap_unseen"]["per_seed"][s] * int((~swapped).sum())
+            assert parts / len(swapped) == pytest.approx(acc["interpolation"]["per_seed"][s], abs=1e-3)
     assert results["splits"]["train"]["pairs"] == 13 and results["splits"]["extrapolation"]["pairs"] == 8
     for png in ("accuracy.png", "curves.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -121,6 +130,10 @@ def test_images_variant_runs_end_to_end(tmp_path):
                              encoder_steps=30, eval_draws=2)  # fmt: skip
     results = run_study(config, progress=False)
     assert results["digit_encoder"]["held_out_accuracy"]["mean"] > 0.5
+    assert set(results["digit_encoder"]["both_digits_read"]) == set(SPLITS)
+    shifts = results["models"]["gw"]["learned_per_seed"][0]["increment_shift_weights"]
+    assert list(shifts) == ["-2", "-1", "+0", "+1", "+2"]
+    assert sum(shifts.values()) == pytest.approx(1, abs=1e-3)
     assert (tmp_path / "checkpoints" / "encoder-seed0.pt").exists()
     gw = load_trained(tmp_path, "gw", 0, config)
     # The encoder is frozen and excluded from the count; the learned increment is 5 shift logits.
