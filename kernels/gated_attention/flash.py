@@ -14,7 +14,7 @@ from typing import Any
 import torch
 import triton
 
-from reasonkit.kernels.dispatch import triton_interpreting
+from reasonkit.kernels.dispatch import KernelError, triton_interpreting
 from reasonkit.kernels.gated_attention.flash_bwd import bwd_dkdv_kernel, bwd_dq_kernel, bwd_preprocess_kernel
 from reasonkit.kernels.gated_attention.flash_fwd import fwd_kernel
 
@@ -39,15 +39,17 @@ else:
     _fwd = _autotuned(
         fwd_kernel,
         [
-            *[(128, 64, 8, 3), (128, 64, 4, 3), (128, 128, 8, 2), (64, 64, 4, 3)],
-            *[(64, 32, 4, 4), (64, 64, 4, 2), (32, 32, 4, 2), (16, 64, 4, 2)],
+            *[(128, 64, 8, 3), (128, 128, 8, 2), (64, 64, 4, 3), (64, 32, 4, 4)],
+            *[(64, 64, 4, 2), (32, 32, 4, 2), (16, 64, 4, 2)],
         ],
     )
+    # (BLOCK_M, BLOCK_N, warps, stages) of dK/dV; dQ swaps the blocks. Register and shared-memory
+    # use of each was checked with ptxas for sm_90 at D = 128 (bf16 and fp32).
     _bwd_shapes = [
-        (64, 64, 4, 2),
+        (32, 128, 8, 2),
+        (32, 128, 8, 3),
         (64, 64, 8, 3),
         (64, 128, 8, 2),
-        (32, 128, 8, 2),
         (32, 64, 4, 3),
         (32, 32, 4, 2),
     ]
@@ -70,7 +72,9 @@ def _common(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, gate: torch.Tenso
     """Compile-time parameters shared by every kernel of one call."""
     return {
         "HEADWISE": gate.shape[-1] == 1,
-        "PRECISION": "ieee" if q.dtype == torch.float32 else "tf32",
+        # fp32: three TF32 tensor-core passes (hi·hi + hi·lo + lo·hi), close to IEEE fp32 accuracy
+        # at tensor-core speed; plain "ieee" falls back to FMA loops that spill heavily at D = 128.
+        "PRECISION": "tf32x3" if q.dtype == torch.float32 else "tf32",
         "BLOCK_DK": max(16, triton.next_power_of_2(q.shape[-1])),
         "BLOCK_DV": max(16, triton.next_power_of_2(v.shape[-1])),
         "DK": q.shape[-1],
@@ -166,6 +170,11 @@ def flash_gated_attention(
     attention_mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Fused Triton gated attention; arguments as :func:`reasonkit.kernels.gated_attention`."""
+    if max(q.shape[-1], v.shape[-1]) > 256:
+        raise KernelError(
+            f"gated_attention: the Triton kernel supports head dims up to 256, got D={q.shape[-1]}, "
+            f"Dv={v.shape[-1]}; pass impl='torch' (or set REASONKIT_KERNELS=torch)"
+        )
     scale = q.shape[-1] ** -0.5 if scale is None else scale
     # int8 rather than bool: one byte per key either way, and Triton's i1 pointers are awkward.
     mask = None if attention_mask is None else attention_mask.to(torch.int8)

@@ -88,17 +88,22 @@ def _dkdv_inner(
             b, h, bh, offs_m, offs_dv, row_ok, Tq, DV, HEADWISE,
         )  # fmt: skip
         da = da.to(q.dtype)
-        s = tl.dot(q, tl.trans(k), input_precision=PRECISION) * qk_scale  # (BLOCK_M, BLOCK_N)
+        # Transposed scores (keys x queries): p^T and ds^T are then already the A operands of the
+        # dv and dk products, so no register tile needs a transpose.
+        st = tl.dot(k, tl.trans(q), input_precision=PRECISION) * qk_scale  # (BLOCK_N, BLOCK_M)
         if MASKED:
-            s = tl.where(pair_keep(offs_m, offs_n, keys, row_ok, Tq, Tk, CAUSAL), s, float("-inf"))
+            keep = keys[:, None] & row_ok[None, :]
+            if CAUSAL:
+                keep = keep & (offs_n[:, None] <= offs_m[None, :] + (Tk - Tq))
+            st = tl.where(keep, st, float("-inf"))
         elif HAS_MASK:
-            s = tl.where(keys[None, :], s, float("-inf"))
+            st = tl.where(keys[:, None], st, float("-inf"))
         # Rows past Tq have lse = +inf, so p = 0; columns past Tk only touch unstored dk/dv rows.
-        p = tl.exp2(s - lse[:, None])  # (BLOCK_M, BLOCK_N)
-        dv = tl.dot(tl.trans(p.to(da.dtype)), da, dv, input_precision=PRECISION)
-        dp = tl.dot(da, tl.trans(v), input_precision=PRECISION)  # (BLOCK_M, BLOCK_N)
-        ds = p * (dp - delta[:, None])
-        dk = tl.dot(tl.trans(ds.to(q.dtype)), q, dk, input_precision=PRECISION)
+        pt = tl.exp2(st - lse[None, :])  # (BLOCK_N, BLOCK_M)
+        dv = tl.dot(pt.to(da.dtype), da, dv, input_precision=PRECISION)
+        dpt = tl.dot(v, tl.trans(da), input_precision=PRECISION)  # (BLOCK_N, BLOCK_M)
+        dst = pt * (dpt - delta[None, :])
+        dk = tl.dot(dst.to(q.dtype), q, dk, input_precision=PRECISION)
     return dk, dv
 
 
