@@ -16,6 +16,7 @@ from __future__ import annotations
 import itertools
 
 import torch
+
 from reasonkit.kernels.dispatch import KernelError, resolve_impl
 from reasonkit.kernels.gla import varlen
 from reasonkit.kernels.gla.naive import naive_gla_step, naive_recurrent_gla

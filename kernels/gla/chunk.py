@@ -26,6 +26,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+
 from reasonkit.kernels.gla.intra import SUB_CHUNK, intra_attention, intra_attention_backward, intra_pieces
 from reasonkit.kernels.gla.naive import compute_dtype
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+
 from reasonkit.kernels.gla.naive import compute_dtype
 
 

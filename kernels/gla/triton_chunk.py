@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+
 from reasonkit.kernels.dispatch import KernelError
 from reasonkit.kernels.gla.chunk import chunk_size_for
 from reasonkit.kernels.gla.triton_chunk_bwd import attention_grad, qk_gate_grads, state_grads, value_grad

@@ -21,6 +21,7 @@ from __future__ import annotations
 import torch
 import triton
 import triton.language as tl
+
 from reasonkit.kernels.gla.triton_chunk_fwd import block_size, dot_precision, row_in_range
 
 

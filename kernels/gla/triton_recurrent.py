@@ -17,6 +17,7 @@ from typing import Any
 import torch
 import triton
 import triton.language as tl
+
 from reasonkit.kernels.dispatch import KernelError
 from reasonkit.kernels.gla.fused_recurrent import complete_grads
 from reasonkit.kernels.gla.triton_chunk import check_triton_inputs
