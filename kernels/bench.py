@@ -2,7 +2,7 @@
 
     python -m reasonkit.kernels.bench                     # every case for the default device
     python -m reasonkit.kernels.bench --device cuda --only gla --no-write
-    python -m reasonkit.kernels.bench --quick --note "shared machine"
+    python -m reasonkit.kernels.bench --quick --threads 1 --note "shared machine"
 
 Each op folder provides ``bench_cases(device[, quick])`` returning :class:`BenchCase` objects: one
 workload (group, name, sizes) with several zero-argument callables (the variants) and the variant
@@ -249,9 +249,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--note", action="append", default=[], help="a note stored with the results (repeatable)"
     )
     parser.add_argument("--output", type=Path, default=BENCHMARKS_FILE, help="file to append to")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads (default: torch's); 1 is steadier on a busy machine",
+    )
     args = parser.parse_args(argv)
 
     import torch
+
+    if args.threads is not None:
+        if args.threads < 1:
+            parser.error("--threads must be at least 1")
+        torch.set_num_threads(args.threads)
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cuda" and not torch.cuda.is_available():

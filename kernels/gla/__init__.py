@@ -7,7 +7,16 @@ dispatching public functions), ``benchmark.py`` (cases for ``python -m reasonkit
 
 from __future__ import annotations
 
+from typing import Any
+
 from reasonkit.kernels.gla.api import chunk_gla, fused_recurrent_gla, gla_step
 from reasonkit.kernels.gla.naive import naive_recurrent_gla
 
-__all__ = ["chunk_gla", "fused_recurrent_gla", "gla_step", "naive_recurrent_gla"]
+__all__ = ["bench_cases", "chunk_gla", "fused_recurrent_gla", "gla_step", "naive_recurrent_gla"]
+
+
+def bench_cases(device: str, quick: bool = False) -> list[Any]:
+    """Benchmark cases for the GLA ops on ``device`` (see :mod:`reasonkit.kernels.bench`)."""
+    from reasonkit.kernels.gla.benchmark import bench_cases as cases
+
+    return cases(device, quick=quick)
