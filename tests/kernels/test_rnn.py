@@ -272,3 +272,54 @@ def test_triton_interp_float16_is_as_accurate_as_the_torch_loop(kind: str) -> No
     assert out[0].dtype == torch.float16 and out[1].dtype == torch.float32
     for o, bs, rf in zip((out[0], out[1], *out[2]), (base[0], base[1], *base[2]), (ref[0], ref[1], *ref[2])):
         assert rel_rms(o, rf) < 4 * rel_rms(bs, rf) + 2e-3
+
+
+# ---- Compiling for a real GPU without one ------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(INTERPRETING, reason="compiles real kernels, not interpreted ones")
+@pytest.mark.parametrize(
+    ("dtype", "D"), [(torch.bfloat16, 64), (torch.bfloat16, 128), (torch.float32, 48), (torch.float32, 128)]
+)
+def test_kernels_compile_for_sm90_within_shared_memory(dtype: torch.dtype, D: int) -> None:
+    """Real-compile check with Triton's bundled ptxas: dot shapes, dtypes, shared memory, registers."""
+    triton = pytest.importorskip("triton")
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    from reasonkit.kernels.rnn import fused, fused_kernels
+
+    params = fused._launch_params(torch.empty(0, dtype=dtype), D)
+    io = {"bfloat16": "*bf16", "float32": "*fp32"}[str(dtype).removeprefix("torch.")]
+    for kernel, extra in (
+        (fused_kernels.rnn_fwd_kernel, {"STORE": True}),
+        (fused_kernels.rnn_bwd_kernel, {}),
+    ):
+        constants = {
+            "SLSTM": True,
+            "HAS_MASK": True,
+            **extra,
+            **{k: v for k, v in params.items() if k != "num_warps"},
+        }
+        signature = {}
+        for n in kernel.arg_names:
+            if n in constants:
+                signature[n] = "constexpr"
+            elif n in ("WX", "R", "BIAS", "H_OUT"):
+                signature[n] = io
+            elif n == "MASK":
+                signature[n] = "*i8"
+            else:
+                signature[n] = "*fp32" if n.isupper() and n not in ("B", "T", "D") else "i32"
+        aligned = {
+            (i,): [["tt.divisibility", 16]]
+            for i, n in enumerate(kernel.arg_names)
+            if signature[n] != "constexpr"
+        }
+        source = ASTSource(fn=kernel, signature=signature, constexprs=constants, attrs=aligned)
+        options = {"num_warps": params["num_warps"], "num_stages": 1}
+        compiled = triton.compile(source, target=GPUTarget("cuda", 90, 32), options=options)
+        assert compiled.metadata.shared <= 227 * 1024, (
+            f"{kernel.fn.__name__} needs {compiled.metadata.shared} B"
+        )
