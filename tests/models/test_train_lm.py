@@ -100,8 +100,9 @@ def test_export_loads_through_hf_backend_with_the_compact_pack(tmp_path):
     assert out[0][0].tokens_out <= 3
 
 
-def test_resume_with_other_settings_is_refused(tmp_path):
+def test_resume_with_other_settings_is_refused_but_more_steps_extend_the_run(tmp_path):
     train_lm(tiny(tmp_path, "--steps", "2"))
+    assert train_lm(tiny(tmp_path, "--steps", "3"))["step"] == 3  # the schedule stretches to the new end
     with pytest.raises(ValueError, match=r"hidden_size: checkpoint 32 vs now 48.*new --out"):
         Trainer(tiny(tmp_path, "--steps", "2", "--hidden-size", "48"))
 

@@ -126,7 +126,7 @@ def _save_weights(model: Any, directory: Path) -> None:
     kernel = model.config.gla_kernel
     model.config.gla_kernel = "auto"  # training may force "chunk"; a loaded model picks per device
     try:
-        model.save_pretrained(str(directory), safe_serialization=True)
+        model.save_pretrained(str(directory))  # safetensors, the only format of transformers 5
     finally:
         model.config.gla_kernel = kernel
         if bar_was_on:

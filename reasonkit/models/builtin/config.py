@@ -10,7 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-#: Fields that decide the weights a step produces: a resumed run must keep them unchanged.
+#: Fields that decide the model and its data stream: a resumed run must keep them unchanged.
+#: ``steps`` is not among them: a longer or shorter --steps on resume reshapes the rest of the cosine
+#: schedule (metrics.jsonl records the learning rate actually used).
 IDENTITY_FIELDS: tuple[str, ...] = (
     "seed",
     "hidden_size",
@@ -24,7 +26,6 @@ IDENTITY_FIELDS: tuple[str, ...] = (
     "min_lr_ratio",
     "warmup_steps",
     "weight_decay",
-    "steps",
 )
 
 
@@ -60,10 +61,10 @@ class TrainLMConfig:
         default=128, metadata=_help("embedding rows (>= the tokenizer's 114 tokens; a multiple of 8)")
     )
     # ---- optimisation
-    steps: int = field(default=3000, metadata=_help("optimizer steps (the learning-rate schedule's length)"))
-    batch_size: int = field(default=256, metadata=_help("training pairs per optimizer step"))
+    steps: int = field(default=2400, metadata=_help("optimizer steps (the learning-rate schedule's length)"))
+    batch_size: int = field(default=512, metadata=_help("training pairs per optimizer step"))
     max_tokens: int = field(
-        default=32768,
+        default=65536,
         metadata=_help(
             "padded tokens per forward pass: a step's pairs are sorted by length and cut into "
             "micro-batches of at most this many tokens (gradients accumulate over them)"
@@ -78,7 +79,7 @@ class TrainLMConfig:
     )
     lr: float = field(default=2e-3, metadata=_help("peak learning rate (AdamW)"))
     min_lr_ratio: float = field(default=0.1, metadata=_help("final learning rate as a fraction of --lr"))
-    warmup_steps: int = field(default=100, metadata=_help("linear warm-up steps before the cosine decay"))
+    warmup_steps: int = field(default=150, metadata=_help("linear warm-up steps before the cosine decay"))
     weight_decay: float = field(default=0.1, metadata=_help("AdamW weight decay of matrices (not norms)"))
     grad_clip: float = field(default=1.0, metadata=_help("clip the gradient norm to this (0: off)"))
     # ---- machine

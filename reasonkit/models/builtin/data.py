@@ -47,6 +47,11 @@ class StepBatch:
     target_tokens: int  # labelled tokens in the whole step (the loss is averaged over these)
     tokens: int  # real (unpadded) tokens in the whole step
 
+    def pin_memory(self) -> StepBatch:
+        """Page-locked copies (the DataLoader calls this with pin_memory=True) for async host-to-GPU copies."""
+        micro = [MicroBatch(m.input_ids.pin_memory(), m.labels.pin_memory(), m.tasks) for m in self.micro]
+        return StepBatch(self.step, micro, self.target_tokens, self.tokens)
+
 
 class PairEncoder:
     """Turns (prompt, target) pairs into token ids and labels with the built-in tokenizer."""

@@ -177,16 +177,28 @@ def check_targets(results: dict[str, Any]) -> dict[str, Any]:
     return {"measured": {**measured, "cot_6_8_ops": round(cot_high, 4)}, "targets": TARGETS, "met": met}
 
 
-def evaluate_model(cfg: EvaluateConfig) -> dict[str, Any]:
-    import torch
+def open_backend(model: str, device: str, batch_size: int) -> Any:
+    """``load_backend(model)`` on ``device``; without accelerate (which device placement needs) the
+    model loads on the CPU and is moved over."""
+    import importlib.util
 
     from reasonkit.backends.loading import load_backend
+
+    if device == "cpu" or importlib.util.find_spec("accelerate") is not None:
+        return load_backend(model, device=device, batch_size=batch_size)
+    backend = load_backend(model, device="cpu", batch_size=batch_size)
+    backend.model.to(device)  # type: ignore[attr-defined]
+    return backend
+
+
+def evaluate_model(cfg: EvaluateConfig) -> dict[str, Any]:
+    import torch
 
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
     device = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     start = time.perf_counter()
-    backend = load_backend(cfg.model, device=device, batch_size=cfg.batch_size)
+    backend = open_backend(cfg.model, device, cfg.batch_size)
     try:
         results: dict[str, Any] = {
             "model": cfg.model,

@@ -114,9 +114,13 @@ def validate(
 
 
 def write_plots(out: Path) -> None:
-    """loss.png and accuracy.png from metrics.jsonl (training and validation curves)."""
+    """loss.png and accuracy.png from metrics.jsonl (skipped, with a note, where matplotlib is missing)."""
+    import importlib.util
+
     from reasonkit.plots import line_plot
 
+    if importlib.util.find_spec("matplotlib") is None:  # e.g. a bare GPU image: metrics.jsonl has it all
+        return
     records = read_jsonl(out / "metrics.jsonl", tolerate_torn_tail=True)
     train = [r for r in records if "loss" in r]
     val = [r for r in records if "val_loss" in r]
@@ -142,6 +146,8 @@ class Trainer:
     def __init__(self, cfg: TrainLMConfig) -> None:
         self.cfg = cfg
         self.out = Path(cfg.out).expanduser()
+        # the validation set is tokenized here before the DataLoader forks its workers
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
         self.device = resolve_device(cfg.device)
         self.autocast = self.device.type == "cuda" and cfg.bf16
         if cfg.threads is not None:
@@ -230,7 +236,7 @@ class Trainer:
             pin_memory=self.device.type == "cuda",
         )
         bar = tqdm(total=cfg.steps, initial=self.step, disable=not cfg.progress, desc="train-lm", unit="step")
-        window: dict[str, float] = defaultdict(float)
+        window: dict[str, Any] = defaultdict(float)
         window_start = time.perf_counter()
         try:
             with JsonlAppender(self.out / "metrics.jsonl") as metrics:
@@ -246,6 +252,8 @@ class Trainer:
                         record = self._record(window, time.perf_counter() - window_start, started)
                         metrics.write(record)
                         bar.set_postfix(loss=f"{record['loss']:.3f}", acc=f"{record['token_acc']:.3f}")
+                        if not cfg.progress:  # logs of background and remote runs still show progress
+                            print(_log_line(record, cfg.steps), flush=True)
                         window, window_start = defaultdict(float), time.perf_counter()
                     if val and (self.step % cfg.val_every == 0 or last):
                         metrics.write(
@@ -267,39 +275,47 @@ class Trainer:
             bar.close()
         return "finished" if self.step >= cfg.steps else "stopped"
 
-    def _train_step(self, batch: Any, window: dict[str, float]) -> None:
+    def _train_step(self, batch: Any, window: dict[str, Any]) -> None:
+        """One optimizer step; running sums stay on the device (no GPU sync until the next log)."""
         for group in self.optimizer.param_groups:
             group["lr"] = learning_rate(self.cfg, self.step)
         denominator = max(1, batch.target_tokens)
         for micro in batch.micro:
             loss, correct, _ = micro_loss(self.forward, micro, self.device, self.autocast)
             (loss / denominator).backward()
-            window["loss_sum"] += float(loss.detach())
-            window["correct"] += float(correct.sum())
+            window["loss_sum"] = window["loss_sum"] + loss.detach()
+            window["correct"] = window["correct"] + correct.sum()
         window["targets"] += batch.target_tokens
         window["tokens"] += batch.tokens
         window["pairs"] += self.cfg.batch_size
         if self.cfg.grad_clip > 0:
             norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
-            window["grad_norm"] += float(norm)
+            window["grad_norm"] = window["grad_norm"] + norm
         window["steps"] += 1
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.step += 1
         self.pairs += self.cfg.batch_size
 
-    def _record(self, window: dict[str, float], seconds: float, started: float) -> dict[str, Any]:
+    def _record(self, window: dict[str, Any], seconds: float, started: float) -> dict[str, Any]:
         return {
             "step": self.step,
-            "loss": window["loss_sum"] / max(1.0, window["targets"]),
-            "token_acc": window["correct"] / max(1.0, window["targets"]),
+            "loss": float(window["loss_sum"]) / max(1.0, window["targets"]),
+            "token_acc": float(window["correct"]) / max(1.0, window["targets"]),
             "lr": learning_rate(self.cfg, self.step - 1),
-            "grad_norm": window["grad_norm"] / max(1.0, window["steps"]),
+            "grad_norm": float(window["grad_norm"]) / max(1.0, window["steps"]),
             "pairs_per_s": window["pairs"] / max(1e-9, seconds),
             "tokens_per_s": window["tokens"] / max(1e-9, seconds),
             "pairs_seen": self.pairs,
             "elapsed": round(self.elapsed_before + time.perf_counter() - started, 1),
         }
+
+
+def _log_line(record: dict[str, Any], steps: int) -> str:
+    return (
+        f"step {record['step']}/{steps} loss {record['loss']:.4f} token_acc {record['token_acc']:.4f} "
+        f"lr {record['lr']:.2e} {record['pairs_per_s']:.0f} pairs/s {record['elapsed']:.0f} s"
+    )
 
 
 def train_lm(cfg: TrainLMConfig) -> dict[str, Any]:
