@@ -189,7 +189,8 @@ def run_study(config: WorkspaceConfig, *, progress: bool = True) -> dict[str, An
             "held_out_accuracy": _mean_std(encoder_accuracy),
             "both_digits_read": {s: _mean_std([c[s] for c in ceilings]) for s in SPLITS},
             "note": "shared, frozen input representation of all three models; not counted in their params. "
-            "both_digits_read: evaluation items whose two digits it classifies right (an accuracy ceiling)",
+            "both_digits_read: evaluation items whose two digits it classifies right (the ceiling of a model "
+            "that needs both argmaxes right; the router reads b's whole distribution and can pass it slightly)",
         }
     results = summarise(config, runs, extra)
     atomic_write_json(out / "results.json", results)

@@ -174,7 +174,7 @@ def train_digit_encoder(
 
 @torch.no_grad()
 def both_digits_read(encoder: DigitEncoder, images: Tensor, pairs: Tensor) -> float:
-    """Fraction of items (B, 2, 64) whose two digits the encoder classifies right: an accuracy ceiling."""
+    """Fraction of items (B, 2, 64) whose two digits the encoder classifies right (a reference ceiling)."""
     return (encoder.logits(images).argmax(-1) == pairs).all(-1).float().mean().item()
 
 
