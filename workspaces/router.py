@@ -66,8 +66,8 @@ class RouterOutput:
 
     @property
     def halt_step(self) -> Tensor:
-        """(B,) the step at which the episode halted, -1 when it never did."""
-        halted = self.halt_prob > 0.5  # (B, T); exact 0/1 values in the forward pass
+        """(B,) the step at which the episode halted, -1 when it never did (hard or straight-through gates)."""
+        halted = self.halt_prob > 0.5  # (B, T); exact 0/1 values in the forward pass of one-hot gates
         first = halted.float().argmax(-1)
         return torch.where(halted.any(-1), first, torch.full_like(first, -1))
 
@@ -93,7 +93,13 @@ class RouteResult:
 
 
 class GatedRouter(nn.Module):
-    """A controller gating ``modules`` that share a workspace of ``slots`` × ``width``."""
+    """A controller gating ``modules`` that share a workspace of ``slots`` × ``width``.
+
+    ``controller_view`` lists the slots the controller reads (default: all). Modules always see the
+    whole workspace; narrowing what the controller sees decides which cues its learned program can
+    use (the addition study reads only the addend slot, docs/workspaces.md says why).
+    ``max_steps`` bounds an episode; ``forward`` and ``run`` accept a different bound per call.
+    """
 
     def __init__(
         self,
@@ -153,6 +159,12 @@ class GatedRouter(nn.Module):
         last_gate = torch.zeros(batch, len(self.workers), device=device)  # (B, M)
         return state, self.controller.initial_state(batch, device), last_gate
 
+    def _steps(self, max_steps: int | None) -> int:
+        steps = self.max_steps if max_steps is None else max_steps
+        if steps < 1:
+            raise ValueError(f"max_steps must be >= 1, got {steps}")
+        return steps
+
     def _observe(self, state: WorkspaceState) -> Tensor:
         """What the controller sees: its view's slots of the workspace, flattened (B, len(view) * D)."""
         return state.vector.index_select(1, self._view_index).flatten(1)
@@ -178,7 +190,7 @@ class GatedRouter(nn.Module):
         """Differentiable routing of a batch (neural modules whose readout is (B, C) log-probs)."""
         if self.uses_text:
             raise ValueError("forward() routes tensors only; use run() for routers with text modules")
-        steps = max_steps or self.max_steps
+        steps = self._steps(max_steps)
         state, ctrl_state, last_gate = self._start(stimulus)
         gates, halts, readouts = [], [], []
         not_halted = torch.ones(state.batch_size, device=state.vector.device)  # (B,)
@@ -214,7 +226,7 @@ class GatedRouter(nn.Module):
     @torch.no_grad()
     def run(self, stimulus: Any, *, max_steps: int | None = None) -> list[RouteResult]:
         """Hard routing: each item goes only to the module it chose, until it halts or runs out of steps."""
-        steps = max_steps or self.max_steps
+        steps = self._steps(max_steps)
         batch = batch_size_of(stimulus)
         state, ctrl_state, last_gate = self._start(stimulus)
         device = state.vector.device

@@ -142,6 +142,8 @@ def test_router_rejects_bad_stimulus():
     router = addition_router(counting_controller())
     with pytest.raises(ValueError, match=r"produced \(4, 2, 12\), expected \(4, 2, 40\)"):
         router(number_code(all_pairs(2), 12), "hard")  # codes on the wrong number line
+    with pytest.raises(ValueError, match="max_steps must be >= 1"):
+        router(number_code(all_pairs(2), N), "hard", max_steps=0)
     with pytest.raises(ValueError, match="batch dimension"):
         router(torch.tensor(3.0), "hard")
     with pytest.raises(ValueError, match=r"number line"):
