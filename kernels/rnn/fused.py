@@ -23,14 +23,18 @@ _BLOCK_B = 16  # tl.dot needs M >= 16; smaller batches are padded with masked ro
 def _launch_params(r: torch.Tensor, D: int) -> dict[str, Any]:
     block_d = max(16, triton.next_power_of_2(D))
     weight_bytes = 4 * block_d * block_d * r.element_size()  # the four r[g, head] tiles
-    # Sizes from ptxas on sm_90: bf16 D = 64 needs 8 warps to stay under 255 registers/thread
-    # without spills; fp32 D = 128 (256 KB) exceeds shared memory, so its tiles are reloaded per step.
+    # From ptxas on sm_90: bf16 D = 64 needs 8 warps to stay under 255 registers/thread without
+    # spills; fp32 D = 128 (256 KB) exceeds shared memory, so its tiles are reloaded every step;
+    # software pipelining (prefetching the next steps' loads) fits in shared memory only next to
+    # small tiles: at 3 stages the bf16 D = 128 backward would need 360 KB.
+    small = weight_bytes <= 32 * 1024
     return {
         "PRECISION": "tf32x3" if r.dtype == torch.float32 else "tf32",  # fp32: near-IEEE on tensor cores
         "RESIDENT": weight_bytes <= 128 * 1024,
         "BLOCK_B": _BLOCK_B,
         "BLOCK_D": block_d,
         "num_warps": 4 if weight_bytes <= 16 * 1024 else 8,
+        "num_stages": 2 if small else 1,
     }
 
 

@@ -300,7 +300,7 @@ def test_kernels_compile_for_sm90_within_shared_memory(dtype: torch.dtype, D: in
             "SLSTM": True,
             "HAS_MASK": True,
             **extra,
-            **{k: v for k, v in params.items() if k != "num_warps"},
+            **{k: v for k, v in params.items() if k not in ("num_warps", "num_stages")},
         }
         signature = {}
         for n in kernel.arg_names:
@@ -318,7 +318,7 @@ def test_kernels_compile_for_sm90_within_shared_memory(dtype: torch.dtype, D: in
             if signature[n] != "constexpr"
         }
         source = ASTSource(fn=kernel, signature=signature, constexprs=constants, attrs=aligned)
-        options = {"num_warps": params["num_warps"], "num_stages": 1}
+        options = {"num_warps": params["num_warps"], "num_stages": params["num_stages"]}
         compiled = triton.compile(source, target=GPUTarget("cuda", 90, 32), options=options)
         assert compiled.metadata.shared <= 227 * 1024, (
             f"{kernel.fn.__name__} needs {compiled.metadata.shared} B"
