@@ -24,6 +24,10 @@ COMMANDS: dict[str, Command] = {
         "reasonkit.evals.runner:eval_command",
         "evaluate a model and strategy on a benchmark (reasonkit eval compare DIR... for a table)",
     ),
+    "train-workspace": Command(
+        "reasonkit.workspaces.command:train_workspace_command",
+        "train the Global Workspace router and LSTM/Transformer baselines on addition (--variant onehot|images)",
+    ),
     "serve": Command(
         "reasonkit.backends.server:serve_command",
         "serve a model over an OpenAI-compatible HTTP API (/v1/completions, /v1/chat/completions)",

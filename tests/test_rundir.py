@@ -28,3 +28,15 @@ def test_appender_repairs_torn_tail_and_reader_names_line(tmp_path):
         read_jsonl(path)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         read_jsonl(tmp_path / "nope.jsonl")
+
+
+def test_atomic_write_respects_umask(tmp_path):
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        atomic_write_json(tmp_path / "r.json", {})
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "r.json").stat().st_mode) == 0o644
