@@ -16,9 +16,12 @@ import contextlib
 import json
 import os
 import tempfile
+import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
+
+_UMASK_LOCK = threading.Lock()
 
 
 class RecordError(ValueError):
@@ -33,7 +36,7 @@ def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8
     binary = "b" in mode
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     # mkstemp creates 0600 files; give the result the permissions a plain open() would (umask).
-    os.fchmod(fd, 0o666 & ~_umask())
+    os.fchmod(fd, 0o666 & ~_current_umask())
     try:
         with os.fdopen(fd, mode, encoding=None if binary else encoding) as handle:
             yield handle
@@ -46,9 +49,11 @@ def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8
         raise
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
+def _current_umask() -> int:
+    # os.umask can only be read by setting it; a lock keeps threads from seeing the brief 0.
+    with _UMASK_LOCK:
+        mask = os.umask(0o077)
+        os.umask(mask)
     return mask
 
 
