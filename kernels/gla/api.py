@@ -13,6 +13,7 @@ naive / torch / triton (see :mod:`reasonkit.kernels.dispatch`).
 
 from __future__ import annotations
 
+import importlib
 import itertools
 
 import torch
@@ -101,8 +102,40 @@ def _check_inputs(
     return float(scale)
 
 
-def _run_padded(fn, q, k, v, g, scale, initial_state, output_final_state, cu_seqlens):  # type: ignore[no-untyped-def]
-    """Run an equal-length implementation ``fn`` on a packed batch by padding each sequence."""
+# op -> implementation -> "module:function" (imported on first use, so Triton loads only when needed)
+_IMPLEMENTATIONS = {
+    "chunk_gla": {
+        "torch": "reasonkit.kernels.gla.chunk:chunk_gla_torch",
+        "triton": "reasonkit.kernels.gla.triton_chunk:chunk_gla_triton",
+    },
+    "fused_recurrent_gla": {
+        "torch": "reasonkit.kernels.gla.fused_recurrent:fused_recurrent_gla_torch",
+        "triton": "reasonkit.kernels.gla.triton_recurrent:fused_recurrent_gla_triton",
+    },
+}
+
+
+def _run(
+    op: str,
+    impl: str | None,
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    g: torch.Tensor,
+    scale: float | None,
+    initial_state: torch.Tensor | None,
+    output_final_state: bool,
+    cu_seqlens: torch.Tensor | None,
+) -> GLAResult:
+    """Validate, pick the implementation, and run it (varlen through padding for the fast paths)."""
+    scale = _check_inputs(op, q, k, v, g, scale, initial_state, cu_seqlens)
+    which = resolve_impl(q, impl)
+    if which == "naive" or q.shape[1] == 0:  # nothing to parallelise over an empty sequence
+        return naive_recurrent_gla(q, k, v, g, scale, initial_state, output_final_state, cu_seqlens)
+    module, name = _IMPLEMENTATIONS[op][which].split(":")
+    fn = getattr(importlib.import_module(module), name)
+    if cu_seqlens is None:
+        return fn(q, k, v, g, scale, initial_state, output_final_state)  # type: ignore[no-any-return]
     index, t_max = varlen.padded_positions(cu_seqlens)
     n = cu_seqlens.numel() - 1
     padded = [varlen.unpack(x, index, n, t_max) for x in (q, k, v, g)]
@@ -127,17 +160,7 @@ def chunk_gla(
     o has q's dtype and v's last dimension; final_state is (N, H, K, V) float32 (float64 for float64
     inputs) when ``output_final_state``.
     """
-    scale = _check_inputs("chunk_gla", q, k, v, g, scale, initial_state, cu_seqlens)
-    which = resolve_impl(q, impl)
-    if which == "naive" or q.shape[1] == 0:  # nothing to parallelise over an empty sequence
-        return naive_recurrent_gla(q, k, v, g, scale, initial_state, output_final_state, cu_seqlens)
-    if which == "torch":
-        from reasonkit.kernels.gla.chunk import chunk_gla_torch as fn
-    else:
-        from reasonkit.kernels.gla.triton_chunk import chunk_gla_triton as fn
-    if cu_seqlens is not None:
-        return _run_padded(fn, q, k, v, g, scale, initial_state, output_final_state, cu_seqlens)
-    return fn(q, k, v, g, scale, initial_state, output_final_state)
+    return _run("chunk_gla", impl, q, k, v, g, scale, initial_state, output_final_state, cu_seqlens)
 
 
 def fused_recurrent_gla(
@@ -156,17 +179,7 @@ def fused_recurrent_gla(
 
     Same arguments and results as :func:`chunk_gla`; cheaper for short sequences and decoding.
     """
-    scale = _check_inputs("fused_recurrent_gla", q, k, v, g, scale, initial_state, cu_seqlens)
-    which = resolve_impl(q, impl)
-    if which == "naive" or q.shape[1] == 0:  # nothing to parallelise over an empty sequence
-        return naive_recurrent_gla(q, k, v, g, scale, initial_state, output_final_state, cu_seqlens)
-    if which == "torch":
-        from reasonkit.kernels.gla.fused_recurrent import fused_recurrent_gla_torch as fn
-    else:
-        from reasonkit.kernels.gla.triton_recurrent import fused_recurrent_gla_triton as fn
-    if cu_seqlens is not None:
-        return _run_padded(fn, q, k, v, g, scale, initial_state, output_final_state, cu_seqlens)
-    return fn(q, k, v, g, scale, initial_state, output_final_state)
+    return _run("fused_recurrent_gla", impl, q, k, v, g, scale, initial_state, output_final_state, cu_seqlens)
 
 
 def gla_step(
