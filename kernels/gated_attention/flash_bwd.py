@@ -15,7 +15,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from reasonkit.kernels.gated_attention.flash_fwd import key_keep, load_gate, pair_keep
+from reasonkit.kernels.gated_attention.flash_fwd import key_keep, key_ranges, load_gate, pair_keep
 
 
 @triton.jit
@@ -233,12 +233,7 @@ def bwd_dq_kernel(
     k_base = K + b * stride_kb + hk * stride_kh
     v_base = V + b * stride_vb + hk * stride_vh
     dq = tl.zeros([BLOCK_M, BLOCK_DK], tl.float32)
-    if CAUSAL:
-        full = tl.maximum(m0 + Tk - Tq + 1, 0) // BLOCK_N * BLOCK_N
-        hi = tl.minimum(Tk, m0 + BLOCK_M + Tk - Tq)
-    else:
-        full = Tk // BLOCK_N * BLOCK_N
-        hi = Tk
+    full, hi = key_ranges(m0, Tq, Tk, CAUSAL, BLOCK_M, BLOCK_N)
     dq = _dq_inner(
         dq, q, da, lse, delta, k_base, v_base, stride_kt, stride_vt, MASK, stride_mb, b,
         offs_m, offs_dk, offs_dv, row_ok, 0, full, Tq, Tk, DK, DV, qk_scale,

@@ -49,6 +49,19 @@ def load_gate(G, stride_gb, stride_gt, stride_gh, b, h, offs_m, offs_dv, row_ok,
 
 
 @triton.jit
+def key_ranges(m0, Tq, Tk, CAUSAL: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+    """For the query tile starting at m0: keys [0, full) are seen by every row of the tile (no mask
+    needed), keys [full, hi) need the mask, keys from hi on are seen by none (bottom-right causal)."""
+    if CAUSAL:
+        full = tl.maximum(m0 + Tk - Tq + 1, 0) // BLOCK_N * BLOCK_N
+        hi = tl.minimum(Tk, m0 + BLOCK_M + Tk - Tq)
+    else:
+        full = Tk // BLOCK_N * BLOCK_N
+        hi = Tk
+    return full, hi
+
+
+@triton.jit
 def _fwd_inner(
     acc, l_i, m_i, q, k_base, v_base, stride_kt, stride_vt, MASK, stride_mb, b,
     offs_m, offs_dk, offs_dv, row_ok, lo, hi, Tq, Tk, DK, DV, qk_scale,
@@ -110,13 +123,7 @@ def fwd_kernel(
     m_i = tl.full([BLOCK_M], -1.0e30, tl.float32)
     l_i = tl.zeros([BLOCK_M], tl.float32)
     acc = tl.zeros([BLOCK_M, BLOCK_DV], tl.float32)
-    if CAUSAL:
-        # Keys up to m0 + (Tk - Tq) are seen by every row of the tile; none beyond the last row's limit.
-        full = tl.maximum(m0 + Tk - Tq + 1, 0) // BLOCK_N * BLOCK_N
-        hi = tl.minimum(Tk, m0 + BLOCK_M + Tk - Tq)
-    else:
-        full = Tk // BLOCK_N * BLOCK_N
-        hi = Tk
+    full, hi = key_ranges(m0, Tq, Tk, CAUSAL, BLOCK_M, BLOCK_N)
     acc, l_i, m_i = _fwd_inner(
         acc, l_i, m_i, q, k_base, v_base, stride_kt, stride_vt, MASK, stride_mb, b,
         offs_m, offs_dk, offs_dv, row_ok, 0, full, Tq, Tk, DK, DV, qk_scale,

@@ -1,6 +1,7 @@
 """Head-wise LSTM / sLSTM in PyTorch: one batched matmul for all heads and gates per time step.
 
-Same definition as :mod:`reasonkit.kernels.rnn.naive` (equations there); the loop over time stays
+Same definition as :mod:`reasonkit.kernels.rnn.naive` (equations there), written out again on
+purpose: a reference must not share code with what it checks. The loop over time stays
 in Python because the recurrence is sequential, but each step is a single ``bmm`` over heads plus
 elementwise gate math, and autograd provides the backward. Runs on any device; on CUDA the Triton
 kernel (:mod:`reasonkit.kernels.rnn.fused`) replaces it.

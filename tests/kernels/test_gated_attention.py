@@ -2,15 +2,15 @@
 
 The Triton kernels run through ``TRITON_INTERPRET=1`` in a child pytest process (the interpreter is
 chosen when triton.jit decorates a kernel, so it must be set before the kernel module is imported
-and must not leak into other tests); ``test_triton_kernels_under_interpreter`` starts it.
+and must not leak into other tests); ``test_triton_kernels_under_interpreter`` starts it with the
+``triton_interpreter_child`` fixture of tests/kernels/conftest.py.
 """
 
 from __future__ import annotations
 
 import math
 import os
-import subprocess
-import sys
+from collections.abc import Callable
 
 import pytest
 import torch
@@ -232,24 +232,9 @@ def test_bad_mask_dtype_cache_and_impl_raise() -> None:
 
 
 @pytest.mark.skipif(INTERPRETING, reason="this is the parent of the interpreter run")
-def test_triton_kernels_under_interpreter() -> None:
-    pytest.importorskip("triton")
-    env = {**os.environ, "TRITON_INTERPRET": "1"}
-    cmd = [
-        sys.executable,
-        "-m",
-        "pytest",
-        __file__,
-        "-q",
-        "-x",
-        "-k",
-        "triton_interp",
-        "-p",
-        "no:cacheprovider",
-    ]
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-3000:]
-    assert " passed" in done.stdout and "skipped" not in done.stdout.splitlines()[-1], done.stdout[-2000:]
+def test_triton_kernels_under_interpreter(triton_interpreter_child: Callable[[str, str], str]) -> None:
+    out = triton_interpreter_child(__file__, "triton_interp")
+    assert "skipped" not in out.strip().splitlines()[-1], "an interpreter test was skipped in the child"
 
 
 @interpreter_only
