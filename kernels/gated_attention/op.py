@@ -92,7 +92,7 @@ def gated_attention(
     """
     _check(q, k, v, gate, attention_mask, "gated_attention")
     B, Tq, H, _ = q.shape
-    if Tq == 0 or k.shape[1] == 0:
+    if B == 0 or Tq == 0 or k.shape[1] == 0:
         # No (query, key) pair exists, so every row is empty and gives 0 by definition.
         return q.new_zeros(B, Tq, H, v.shape[3])
     choice = resolve_impl(q, impl)

@@ -71,7 +71,7 @@ def _run(
     choice = resolve_impl(wx, impl)
     if choice == "naive":
         return naive_rnn(kind, wx, r, b, states, mask)
-    if choice == "torch" or wx.shape[1] == 0:
+    if choice == "torch" or wx.shape[0] == 0 or wx.shape[1] == 0:  # no empty Triton grids
         return torch_rnn(kind, wx, r, b, states, mask)
     from reasonkit.kernels.rnn.fused import fused_rnn
 

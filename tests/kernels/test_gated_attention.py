@@ -192,6 +192,8 @@ def test_decode_steps_equal_full_attention_with_left_padding() -> None:
 def test_empty_sequences_give_zero_output() -> None:
     q, k, v, g = (t.detach() for t in make_inputs(B=1, Tq=3, Tk=0, H=2, H_kv=2, D=8, Dv=8))
     assert torch.equal(gated_attention(q, k, v, g), torch.zeros(1, 3, 2, 8, dtype=torch.float64))
+    q, k, v, g = (t.detach() for t in make_inputs(B=0, Tq=3, Tk=3, H=2, H_kv=2, D=8, Dv=8))
+    assert gated_attention(q, k, v, g).shape == (0, 3, 2, 8)
 
 
 @pytest.mark.parametrize(

@@ -198,6 +198,15 @@ def test_left_padding_mask_equals_running_the_unpadded_sequence(kind: str, impl:
     torch.testing.assert_close(final[:, 1:], final_alone, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("kind", ["lstm", "slstm"])
+def test_empty_sequence_returns_the_initial_states(kind: str) -> None:
+    wx, r, b, s = make_params(kind, B=2, T=0)
+    h, final = OPS[kind](wx, r, b, s)
+    assert h.shape == (2, 0, 2, 12) and torch.equal(final, s)
+    h, final = OPS[kind](wx[:0], r, b)
+    assert h.shape == (0, 0, 2, 12) and final.shape[1] == 0
+
+
 def test_bad_input_raises_one_clear_error() -> None:
     wx, r, b, s = make_params("lstm", T=4)
     with pytest.raises(KernelError, match=r"\[B, T, 4, N, D\]"):
