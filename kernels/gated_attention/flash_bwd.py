@@ -213,7 +213,7 @@ def bwd_dq_kernel(
     CAUSAL: tl.constexpr, HAS_MASK: tl.constexpr, HEADWISE: tl.constexpr, PRECISION: tl.constexpr,
     BLOCK_DK: tl.constexpr, BLOCK_DV: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
 ):  # fmt: skip
-    pid_m = tl.program_id(0)
+    pid_m = tl.num_programs(0) - 1 - tl.program_id(0)  # longest tiles first, as in the forward
     pid_bh = tl.program_id(1)
     b = pid_bh // H
     h = pid_bh % H
