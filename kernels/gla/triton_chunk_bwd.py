@@ -22,9 +22,16 @@ import torch
 import triton
 import triton.language as tl
 
-from reasonkit.kernels.gla.triton_chunk_fwd import block_size, dot_precision, row_in_range
+from reasonkit.kernels.gla.triton_chunk_fwd import (
+    block_size,
+    dot_precision,
+    row_in_range,
+    state_blocks,
+    tuned,
+)
 
 
+@tuned("K", "V", "BT", "BK", "BV")
 @triton.jit(do_not_specialize=["T", "NT"])
 def state_grads_kernel(
     q,
@@ -76,6 +83,7 @@ def state_grads_kernel(
         tl.store(dh0 + i_bh.to(tl.int64) * K * V + state_offs, b_dh, mask=m_kv)
 
 
+@tuned("V", "BT", "BV")
 @triton.jit(do_not_specialize=["T"])
 def attention_grad_kernel(
     v,
@@ -105,6 +113,7 @@ def attention_grad_kernel(
     tl.store(dA + tok[:, None] * BT + o_c[None, :], b_dA, mask=m_t[:, None])
 
 
+@tuned("K", "V", "BT", "BK", "BV")
 @triton.jit(do_not_specialize=["T", "NT"])
 def value_grad_kernel(
     k,
@@ -153,6 +162,7 @@ def value_grad_kernel(
     )
 
 
+@tuned("K", "BT", "BK")
 @triton.jit(do_not_specialize=["T"])
 def intra_qk_grads_kernel(
     q,
@@ -244,6 +254,7 @@ def intra_qk_grads_kernel(
     tl.store(dk + out, b_dk * scale, mask=m)
 
 
+@tuned("K", "V", "BT", "BK", "BV")
 @triton.jit(do_not_specialize=["T", "NT"])
 def qk_gate_grads_kernel(
     q,
@@ -335,7 +346,7 @@ def state_grads(
     state_dtype = torch.float32 if q.dtype == torch.float32 else q.dtype
     dh = torch.empty(B, NT, H, K, V, device=q.device, dtype=state_dtype)
     dh0 = torch.empty(B, H, K, V, device=q.device, dtype=torch.float32) if want_dh0 else None
-    BK, BV = block_size(K), block_size(V)
+    BK, BV = state_blocks(B * H, K, V)
     grid = (triton.cdiv(K, BK), triton.cdiv(V, BV), B * H)
     state_grads_kernel[grid](
         q, do, gc, dht, dh, dh0, scale, T, NT, H, K, V, BT, BK, BV,

@@ -20,6 +20,10 @@ two, masked at the edges), so every ``tl.dot`` tile is at least 16 wide as real 
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
+from typing import Any
+
 import torch
 import triton
 import triton.language as tl
@@ -33,8 +37,37 @@ def block_size(dim: int) -> int:
     return min(MAX_BLOCK, max(16, triton.next_power_of_2(dim)))
 
 
+def state_blocks(BH: int, K: int, V: int) -> tuple[int, int]:
+    """K / V tiles for the kernels that walk the chunks in order, one program per (K, V tile, b·h).
+
+    Their only parallelism is across programs, so tiles narrow (down to 32) until there are about
+    256 programs, enough to occupy a GPU's SMs when B·H is small (fla autotunes over 32 and 64).
+    """
+    BK, BV = block_size(K), block_size(V)
+    while BH * triton.cdiv(K, BK) * triton.cdiv(V, BV) < 256 and max(BK, BV) > 32:
+        if BV >= BK:
+            BV //= 2
+        else:
+            BK //= 2
+    return BK, BV
+
+
 def dot_precision(dtype: torch.dtype) -> str:
     return "ieee" if dtype == torch.float32 else "tf32"
+
+
+TUNING = [triton.Config({}, num_warps=w, num_stages=s) for w in (2, 4, 8) for s in (2, 3)]
+
+
+def tuned(*key: str) -> Callable[[Any], Any]:
+    """Autotune warps and pipeline stages per block shape on a GPU, as fla does.
+
+    Under the interpreter (decided at import, like ``triton.jit`` itself) there is nothing to time,
+    so kernels run with Triton's defaults.
+    """
+    if os.environ.get("TRITON_INTERPRET") == "1":
+        return lambda fn: fn
+    return triton.autotune(configs=TUNING, key=list(key))
 
 
 @triton.jit
@@ -55,6 +88,7 @@ def gate_cumsum_kernel(g, gc, T, H: tl.constexpr, K: tl.constexpr, BT: tl.conste
     tl.store(gc + rows[:, None] + o_k[None, :], tl.cumsum(b_g, axis=0), mask=m)
 
 
+@tuned("K", "V", "BT", "BK", "BV")
 @triton.jit(do_not_specialize=["T", "NT"])
 def chunk_states_kernel(
     k,
@@ -104,6 +138,7 @@ def chunk_states_kernel(
         tl.store(ht + i_bh.to(tl.int64) * K * V + state_offs, b_h, mask=m_kv)
 
 
+@tuned("K", "BT", "BK")
 @triton.jit(do_not_specialize=["T"])
 def intra_attention_kernel(
     q,
@@ -168,6 +203,7 @@ def intra_attention_kernel(
         tl.store(A + out, b_A * scale, mask=m_r[:, None])
 
 
+@tuned("K", "V", "BT", "BK", "BV")
 @triton.jit(do_not_specialize=["T", "NT"])
 def chunk_output_kernel(
     q,
@@ -239,7 +275,7 @@ def chunk_states(
     state_dtype = torch.float32 if k.dtype == torch.float32 else k.dtype
     h = torch.empty(B, NT, H, K, V, device=k.device, dtype=state_dtype)
     ht = torch.empty(B, H, K, V, device=k.device, dtype=torch.float32) if store_final else None
-    BK, BV = block_size(K), block_size(V)
+    BK, BV = state_blocks(B * H, K, V)
     grid = (triton.cdiv(K, BK), triton.cdiv(V, BV), B * H)
     chunk_states_kernel[grid](
         k, v, gc, h, h0, ht, T, NT, H, K, V, BT, BK, BV,

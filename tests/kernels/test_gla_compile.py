@@ -21,6 +21,7 @@ if os.environ.get("TRITON_INTERPRET") == "1":
 
 from triton.backends.compiler import GPUTarget  # noqa: E402
 from triton.compiler import ASTSource  # noqa: E402
+from triton.runtime.autotuner import Autotuner  # noqa: E402
 
 from reasonkit.kernels.gla import triton_chunk_bwd, triton_chunk_fwd, triton_recurrent  # noqa: E402
 from reasonkit.kernels.gla.triton_chunk import ChunkGLATriton  # noqa: E402
@@ -59,7 +60,13 @@ def record_launches(
     return launches
 
 
+def jit_function(kernel: Any) -> Any:
+    """The @triton.jit function, also when an autotuner wraps it."""
+    return kernel.fn if isinstance(kernel, Autotuner) else kernel
+
+
 def ast_source(kernel: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> ASTSource:
+    kernel = jit_function(kernel)
     bound = dict(zip(kernel.arg_names, args)) | kwargs
     signature, constexprs = {}, {}
     for param in kernel.params:
@@ -86,17 +93,28 @@ def forward_backward(function: Any, dtype: torch.dtype, B: int, T: int, H: int, 
 
 
 def compile_all(
-    monkeypatch: pytest.MonkeyPatch, function: Any, dtype: torch.dtype, arch: int, dims: tuple[int, ...]
+    monkeypatch: pytest.MonkeyPatch,
+    function: Any,
+    dtype: torch.dtype,
+    arch: int,
+    dims: tuple[int, ...],
+    every_config: bool = False,
 ) -> None:
+    """Compile every launch with Triton's default launch options, or with each autotuning config."""
     launches = record_launches(monkeypatch, lambda: forward_backward(function, dtype, *dims))
     assert len(launches) >= 2, "kernel launches were not recorded"
+    target = GPUTarget("cuda", arch, 32)
     for kernel, args, kwargs in launches:
-        compiled = triton.compile(ast_source(kernel, args, kwargs), target=GPUTarget("cuda", arch, 32))
-        name = kernel.fn.__name__
-        assert "cubin" in compiled.asm, f"{name}: no cubin for sm_{arch}"
-        assert compiled.metadata.shared <= SHARED_LIMIT[arch], (
-            f"{name}: {compiled.metadata.shared} B shared memory"
+        configs = kernel.configs if every_config and isinstance(kernel, Autotuner) else None
+        options = (
+            [{"num_warps": c.num_warps, "num_stages": c.num_stages} for c in configs] if configs else [{}]
         )
+        for option in options:
+            compiled = triton.compile(ast_source(kernel, args, kwargs), target=target, options=option)
+            name = f"{jit_function(kernel).fn.__name__} {option}"
+            assert "cubin" in compiled.asm, f"{name}: no cubin for sm_{arch}"
+            shared = compiled.metadata.shared
+            assert shared <= SHARED_LIMIT[arch], f"{name}: {shared} B shared memory"
 
 
 @pytest.mark.parametrize(
@@ -117,3 +135,11 @@ def test_triton_kernels_compile_across_dtypes_and_targets(
     monkeypatch: pytest.MonkeyPatch, function: Any, dtype: torch.dtype, arch: int, dims: tuple[int, ...]
 ) -> None:
     compile_all(monkeypatch, function, dtype, arch, dims)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32], ids=["bf16", "fp32"])
+def test_every_autotuning_config_compiles_for_sm90(
+    monkeypatch: pytest.MonkeyPatch, dtype: torch.dtype
+) -> None:
+    compile_all(monkeypatch, ChunkGLATriton, dtype, 90, (2, 300, 4, 128, 128), every_config=True)
