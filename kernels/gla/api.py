@@ -136,7 +136,7 @@ def _run(
     fn = getattr(importlib.import_module(module), name)
     if cu_seqlens is None:
         return fn(q, k, v, g, scale, initial_state, output_final_state)  # type: ignore[no-any-return]
-    index, t_max = varlen.padded_positions(cu_seqlens)
+    index, t_max = varlen.padded_positions(cu_seqlens.to(q.device))
     n = cu_seqlens.numel() - 1
     padded = [varlen.unpack(x, index, n, t_max) for x in (q, k, v, g)]
     o, ht = fn(*padded, scale, initial_state, output_final_state)
