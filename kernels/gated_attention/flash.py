@@ -2,13 +2,15 @@
 
 Kernels and the math of the fused gate: :mod:`.flash_fwd` and :mod:`.flash_bwd`.
 Block sizes are autotuned on GPUs (keyed on power-of-two buckets of Tq and Tk, so decoding with a
-growing cache does not retune every step); under ``TRITON_INTERPRET=1`` (CPU tests) fixed 16-wide
-blocks are used so small inputs still cover several blocks and ragged edges.
+growing cache does not retune every step). ``REASONKIT_TRITON_AUTOTUNE=0`` launches one fixed
+config instead (correctness tests: autotuning compiles ~19 variants per shape class); under
+``TRITON_INTERPRET=1`` (CPU tests) fixed 32-wide blocks cover several tiles and ragged edges.
 """
 
 from __future__ import annotations
 
 import math
+import os
 from typing import Any
 
 import torch
@@ -19,7 +21,10 @@ from reasonkit.kernels.gated_attention.flash_bwd import bwd_dkdv_kernel, bwd_dq_
 from reasonkit.kernels.gated_attention.flash_fwd import fwd_kernel
 
 _INTERPRET = triton_interpreting()  # triton.jit decides interpretation at import time too
-_FIXED: dict[str, int] = {"BLOCK_M": 32, "BLOCK_N": 32} if _INTERPRET else {}
+AUTOTUNE_ENV = "REASONKIT_TRITON_AUTOTUNE"
+# Without autotuning: tiles that fit in shared memory for bf16/fp16/fp32 up to D = 128 (ptxas sm_90).
+_FIXED_FWD: dict[str, int] = {"BLOCK_M": 64, "BLOCK_N": 64, "num_warps": 4, "num_stages": 2}
+_FIXED_BWD: dict[str, int] = {"BLOCK_M": 32, "BLOCK_N": 32, "num_warps": 4, "num_stages": 2}
 
 
 def _autotuned(kernel: Any, shapes: list[tuple[int, int, int, int]]) -> Any:
@@ -57,6 +62,15 @@ else:
     _dq = _autotuned(bwd_dq_kernel, [(n, m, w, s) for m, n, w, s in _bwd_shapes])
 
 _PRE_BLOCK_M = 16 if _INTERPRET else 64
+
+
+def _launcher(tuned: Any, fixed: dict[str, int]) -> tuple[Any, dict[str, int]]:
+    """The kernel to launch and the launch parameters the caller must add (none when autotuned)."""
+    if _INTERPRET:
+        return tuned, {"BLOCK_M": 32, "BLOCK_N": 32}
+    if os.environ.get(AUTOTUNE_ENV, "1") == "0":
+        return tuned.fn, fixed
+    return tuned, {}
 
 
 def _unit_last(t: torch.Tensor) -> torch.Tensor:
@@ -102,13 +116,14 @@ class _FlashGatedAttention(torch.autograd.Function):
         def grid(meta: dict[str, int]) -> tuple[int, int]:
             return triton.cdiv(Tq, meta["BLOCK_M"]), B * H
 
-        _fwd[grid](
+        kernel, launch = _launcher(_fwd, _FIXED_FWD)
+        kernel[grid](
             q, k, v, gate, q if mask is None else mask, o, lse,
             *_strides(q), *_strides(k), *_strides(v), *_strides(gate),
             0 if mask is None else mask.stride(0), *_strides(o),
             H, H // H_kv, Tq, Tk, scale * math.log2(math.e),
             triton.next_power_of_2(Tq), triton.next_power_of_2(Tk),
-            CAUSAL=causal, HAS_MASK=mask is not None, **_common(q, k, v, gate), **_FIXED,
+            CAUSAL=causal, HAS_MASK=mask is not None, **_common(q, k, v, gate), **launch,
         )  # fmt: skip
         ctx.save_for_backward(q, k, v, gate, mask, o, lse)
         ctx.causal, ctx.scale = causal, scale
@@ -136,26 +151,28 @@ class _FlashGatedAttention(torch.autograd.Function):
         mask_arg, mask_stride = (q, 0) if mask is None else (mask, mask.stride(0))
         qk_scale = ctx.scale * math.log2(math.e)
         buckets = (triton.next_power_of_2(Tq), triton.next_power_of_2(Tk))
-        flags = {"CAUSAL": ctx.causal, "HAS_MASK": mask is not None, **common, **_FIXED}
+        flags = {"CAUSAL": ctx.causal, "HAS_MASK": mask is not None, **common}
 
         def grid_kv(meta: dict[str, int]) -> tuple[int, int]:
             return triton.cdiv(Tk, meta["BLOCK_N"]), B * H_kv
 
-        _dkdv[grid_kv](
+        kernel, launch = _launcher(_dkdv, _FIXED_BWD)
+        kernel[grid_kv](
             q, k, v, gate, mask_arg, do, lse, delta, dk, dv,
             *_strides(q), *_strides(k), *_strides(v), *_strides(gate), mask_stride,
             *_strides(do), *_strides(dk), *_strides(dv),
-            H, H_kv, H // H_kv, Tq, Tk, qk_scale, ctx.scale, *buckets, **flags,
+            H, H_kv, H // H_kv, Tq, Tk, qk_scale, ctx.scale, *buckets, **flags, **launch,
         )  # fmt: skip
 
         def grid_q(meta: dict[str, int]) -> tuple[int, int]:
             return triton.cdiv(Tq, meta["BLOCK_M"]), B * H
 
-        _dq[grid_q](
+        kernel, launch = _launcher(_dq, _FIXED_BWD)
+        kernel[grid_q](
             q, k, v, gate, mask_arg, do, lse, delta, dq,
             *_strides(q), *_strides(k), *_strides(v), *_strides(gate), mask_stride,
             *_strides(do), *_strides(dq),
-            H, H // H_kv, Tq, Tk, qk_scale, ctx.scale, *buckets, **flags,
+            H, H // H_kv, Tq, Tk, qk_scale, ctx.scale, *buckets, **flags, **launch,
         )  # fmt: skip
         return dq, dk, dv, dgate, None, None, None
 

@@ -318,7 +318,7 @@ def compile_for_sm90(
 
 @pytest.mark.slow
 @pytest.mark.skipif(INTERPRETING, reason="compiles real kernels, not interpreted ones")
-@pytest.mark.parametrize(("dtype", "D"), [("bf16", 128), ("bf16", 64), ("fp32", 80)])
+@pytest.mark.parametrize(("dtype", "D"), [("bf16", 128), ("bf16", 64), ("fp32", 80), ("fp32", 128)])
 def test_kernels_compile_for_sm90_within_shared_memory(dtype: str, D: int) -> None:
     triton = pytest.importorskip("triton")
     from reasonkit.kernels.gated_attention import flash
@@ -327,12 +327,20 @@ def test_kernels_compile_for_sm90_within_shared_memory(dtype: str, D: int) -> No
     block = max(16, triton.next_power_of_2(D))
     flags = {"DK": D, "DV": D, "CAUSAL": True, "HAS_MASK": True, "HEADWISE": False}
     flags |= {"PRECISION": "tf32x3" if dtype == "fp32" else "tf32", "BLOCK_DK": block, "BLOCK_DV": block}
-    for tuner in (flash._fwd, flash._dkdv, flash._dq):
+    for tuner, fixed in (
+        (flash._fwd, flash._FIXED_FWD),
+        (flash._dkdv, flash._FIXED_BWD),
+        (flash._dq, flash._FIXED_BWD),
+    ):
         fitting = []
         for cfg in tuner.configs:
             compiled = compile_for_sm90(tuner.fn, dtype, flags | cfg.kwargs, cfg.num_warps, cfg.num_stages)
             if compiled.metadata.shared <= SM90_SHARED_BYTES:  # type: ignore[attr-defined]
                 fitting.append(cfg)
         assert fitting, f"no autotune config of {tuner.fn.__name__} fits in shared memory at {dtype} D={D}"
+        # The config used when autotuning is switched off (REASONKIT_TRITON_AUTOTUNE=0) must fit too.
+        blocks = {"BLOCK_M": fixed["BLOCK_M"], "BLOCK_N": fixed["BLOCK_N"]}
+        compiled = compile_for_sm90(tuner.fn, dtype, flags | blocks, fixed["num_warps"], fixed["num_stages"])
+        assert compiled.metadata.shared <= SM90_SHARED_BYTES  # type: ignore[attr-defined]
     pre = {"DV": D, "HEADWISE": False, "BLOCK_DV": block, "BLOCK_M": 64}
     compile_for_sm90(bwd_preprocess_kernel, dtype, pre, 4, 1)
