@@ -307,7 +307,7 @@ def test_bad_varlen_and_step_inputs() -> None:
         gla_step(q, k[:, 0], v[:, 0], g[:, 0], None)
     with pytest.raises(KernelError, match="state must have shape"):
         gla_step(q[:, 0], k[:, 0], v[:, 0], g[:, 0], torch.zeros(1, 2, 4, 5))
-    with pytest.raises(KernelError, match="TRITON_INTERPRET=1"):
+    with pytest.raises(KernelError, match="the Triton implementation"):  # needs CUDA (or the interpreter)
         chunk_gla(q.float(), k.float(), v.float(), g.float(), impl="triton")
 
 
