@@ -57,17 +57,32 @@ def dot_precision(dtype: torch.dtype) -> str:
 
 
 TUNING = [triton.Config({}, num_warps=w, num_stages=s) for w in (2, 4, 8) for s in (2, 3)]
+AUTOTUNE_ENV = (
+    "REASONKIT_TRITON_AUTOTUNE"  # "0": one fixed launch config (the gated-attention kernels read it too)
+)
+
+
+class TunedKernel:
+    """A kernel launched autotuned (warps × pipeline stages per block shape, as fla does) or not.
+
+    ``REASONKIT_TRITON_AUTOTUNE=0``, read at each launch, launches Triton's default config instead,
+    which spares tests and first calls the tuning runs.
+    """
+
+    def __init__(self, kernel: Any, key: list[str]) -> None:
+        self.fixed = kernel
+        self.tuned = triton.autotune(configs=TUNING, key=key)(kernel)
+
+    def __getitem__(self, grid: Any) -> Any:
+        return (self.fixed if os.environ.get(AUTOTUNE_ENV, "1") == "0" else self.tuned)[grid]
 
 
 def tuned(*key: str) -> Callable[[Any], Any]:
-    """Autotune warps and pipeline stages per block shape on a GPU, as fla does.
-
-    Under the interpreter (decided at import, like ``triton.jit`` itself) there is nothing to time,
-    so kernels run with Triton's defaults.
-    """
+    """Decorator: a :class:`TunedKernel` on GPUs; under the interpreter (decided at import, like
+    ``triton.jit`` itself) there is nothing to time, so the plain kernel."""
     if os.environ.get("TRITON_INTERPRET") == "1":
         return lambda fn: fn
-    return triton.autotune(configs=TUNING, key=list(key))
+    return lambda fn: TunedKernel(fn, list(key))
 
 
 @triton.jit

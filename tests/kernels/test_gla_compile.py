@@ -25,6 +25,7 @@ from triton.runtime.autotuner import Autotuner  # noqa: E402
 
 from reasonkit.kernels.gla import triton_chunk_bwd, triton_chunk_fwd, triton_recurrent  # noqa: E402
 from reasonkit.kernels.gla.triton_chunk import ChunkGLATriton  # noqa: E402
+from reasonkit.kernels.gla.triton_chunk_fwd import TunedKernel  # noqa: E402
 from reasonkit.kernels.gla.triton_recurrent import FusedRecurrentGLATriton  # noqa: E402
 
 KERNEL_MODULES = (triton_chunk_fwd, triton_chunk_bwd, triton_recurrent)
@@ -62,6 +63,8 @@ def record_launches(
 
 def jit_function(kernel: Any) -> Any:
     """The @triton.jit function, also when an autotuner wraps it."""
+    if isinstance(kernel, TunedKernel):
+        return kernel.fixed
     return kernel.fn if isinstance(kernel, Autotuner) else kernel
 
 
@@ -105,7 +108,7 @@ def compile_all(
     assert len(launches) >= 2, "kernel launches were not recorded"
     target = GPUTarget("cuda", arch, 32)
     for kernel, args, kwargs in launches:
-        configs = kernel.configs if every_config and isinstance(kernel, Autotuner) else None
+        configs = kernel.tuned.configs if every_config and isinstance(kernel, TunedKernel) else None
         options = (
             [{"num_warps": c.num_warps, "num_stages": c.num_stages} for c in configs] if configs else [{}]
         )
