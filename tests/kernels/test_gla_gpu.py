@@ -23,6 +23,14 @@ pytestmark = [
     pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"),
 ]
 NAMES = ("o", "final_state", "dq", "dk", "dv", "dg", "dh0")
+
+
+@pytest.fixture(autouse=True)
+def fixed_launch_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One launch config per kernel (no tuning runs at every new shape); one test turns tuning on."""
+    monkeypatch.setenv("REASONKIT_TRITON_AUTOTUNE", "0")
+
+
 FP32_TOL = {"o": 2e-5, "final_state": 2e-5, "dq": 2e-5, "dk": 2e-5, "dv": 2e-5, "dg": 1e-4, "dh0": 2e-5}
 BF16_TOL = {"o": 6e-3, "final_state": 6e-3, "dq": 6e-3, "dk": 6e-3, "dv": 6e-3, "dg": 1.5e-2, "dh0": 6e-3}
 
@@ -134,6 +142,13 @@ def test_extreme_decay_stays_finite(dtype: torch.dtype) -> None:
             assert t is not None and torch.isfinite(t).all(), f"{fn.__name__} {dtype}: {name} not finite"
         for x in xs:
             x.grad = None
+
+
+def test_autotuned_launches_match_reference(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REASONKIT_TRITON_AUTOTUNE", "1")
+    inputs = make_inputs(4, 1024, 8, 128, 128, normaliser=16.0, dtype=torch.bfloat16)
+    out = run_with_grads(triton_op(chunk_gla), inputs, torch.bfloat16)
+    assert_close_all(out, reference(inputs), BF16_TOL)
 
 
 def test_agrees_with_fla_when_installed() -> None:
