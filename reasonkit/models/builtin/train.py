@@ -75,7 +75,7 @@ def micro_loss(
     ids = batch.input_ids.to(device, non_blocking=True)
     labels = batch.labels.to(device, non_blocking=True)
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-        logits = model(input_ids=ids).logits  # (b, T, V)
+        logits = model(input_ids=ids, use_cache=False).logits  # (b, T, V); no cache in validation either
     logits, targets = logits[:, :-1].float(), labels[:, 1:]  # position t predicts token t + 1
     loss = F.cross_entropy(
         logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=IGNORE, reduction="sum"
