@@ -147,3 +147,26 @@ def test_data_workers_deliver_the_same_ordered_stream(tmp_path):
     a = load_checkpoint(tmp_path / "w0" / CHECKPOINT)["model"]
     b = load_checkpoint(tmp_path / "w2" / CHECKPOINT)["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_evaluate_reports_every_figure_and_refuses_a_missing_model(tmp_path, capsys):
+    from reasonkit.models.builtin.evaluate import EvaluateConfig, evaluate_command, evaluate_model, markdown
+
+    train_lm(tiny(tmp_path / "run", "--steps", "1"))
+    cfg = EvaluateConfig(model=str(tmp_path / "run" / "model"), per_ops=1, states=3, threads=1)
+    results = evaluate_model(cfg)
+    assert list(results["cot"]["by_ops"]) == [str(k) for k in range(1, 9)]
+    assert results["refine"]["n"] == 3 and results["self_eval"]["n"] == 6
+    assert set(results["self_eval"]["agreement"]) == {"A1", "A2", "A3", "B1", "B2", "C1", "C2"}
+    assert set(results["summary"]["met"]) == {
+        "cot_1_2_ops",
+        "refine_repair",
+        "self_eval_a3",
+        "cot_lower_at_6_8",
+    }
+    assert markdown(results).startswith("| strategy | 1 ops |")
+
+    capsys.readouterr()  # drop transformers' loading bar
+    assert run_main(evaluate_command, ["--model", str(tmp_path / "missing")]) == 1
+    err = capsys.readouterr().err
+    assert "no model directory at" in err and err.count("\n") == 1
