@@ -61,7 +61,7 @@ class TrainLMConfig:
         default=128, metadata=_help("embedding rows (>= the tokenizer's 114 tokens; a multiple of 8)")
     )
     # ---- optimisation
-    steps: int = field(default=2000, metadata=_help("optimizer steps (the learning-rate schedule's length)"))
+    steps: int = field(default=2400, metadata=_help("optimizer steps (the learning-rate schedule's length)"))
     batch_size: int = field(default=1024, metadata=_help("training pairs per optimizer step"))
     max_tokens: int = field(
         default=65536,
