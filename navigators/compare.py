@@ -53,6 +53,9 @@ class CompareConfig:
     out: str = field(default="runs/compare-navigator", metadata={"help": "output directory (resumable)"})
     batch_size: int = field(default=50, metadata={"help": "problems per strategy call"})
     seed: int = field(default=0, metadata={"help": "seed of the problems and of CoT-SC sampling"})
+    threads: int | None = field(
+        default=None, metadata={"help": "torch CPU threads (default: 1 for the built-in model)"}
+    )
     progress: bool = field(default=True, metadata={"help": "show progress bars"})
 
     def __post_init__(self) -> None:
@@ -143,8 +146,10 @@ def compare(config: CompareConfig, backend: Any = None) -> list[dict[str, Any]]:
     from reasonkit.backends.loading import load_backend
     from reasonkit.controller import Controller
     from reasonkit.navigators.strategy import FixedSequence, RLoT
+    from reasonkit.navigators.train import set_threads
     from reasonkit.strategies import CoT, Direct, SelfConsistency
 
+    set_threads(config.threads, config.model)
     problems = heldout_problems(config)
     navigator = RLoT(config.navigator)  # fails early on a bad file
     if backend is None:

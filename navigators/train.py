@@ -62,7 +62,7 @@ class TrainNavigatorConfig:
         default=None,
         metadata={"help": "process reward model for --reward prm: math-shepherd:ID or qwen-prm:ID"},
     )
-    episodes: int = field(default=1000, metadata={"help": "training episodes (the paper: 3000)"})
+    episodes: int = field(default=3000, metadata={"help": "training episodes (the paper's 3000)"})
     hard_only: bool = field(
         default=True, metadata={"help": "train only on problems the model gets wrong with a direct prompt"}
     )
@@ -94,6 +94,13 @@ class TrainNavigatorConfig:
     )
     epsilon_decay: float = field(default=0.9995, metadata={"help": "exploration rate factor per env step"})
     epsilon_final: float = field(default=0.0, metadata={"help": "exploration rate floor"})
+    threads: int | None = field(
+        default=None,
+        metadata={
+            "help": "torch CPU threads (default: 1 for the built-in model, whose tiny matmuls run fastest on "
+            "one thread and slow down badly when threads contend; torch's own choice otherwise)"
+        },
+    )
     cache: bool = field(default=True, metadata={"help": "cache backend calls in OUT/cache.sqlite"})
     progress: bool = field(default=True, metadata={"help": "show a progress bar"})
 
@@ -105,6 +112,8 @@ class TrainNavigatorConfig:
         for name in ("episodes", "train_problems", "eval_problems", "eval_every", "n_envs", "max_depth"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"--threads must be >= 1, got {self.threads}")
         if not self.task.strip():
             raise ValueError("--task is empty; use arith, a benchmark name or a JSONL file")
 
@@ -120,6 +129,16 @@ class TrainResult:
     out_dir: Path
     navigator_path: Path
     summary: dict[str, Any]
+
+
+def set_threads(threads: int | None, model: str) -> None:
+    """Set torch's CPU threads: ``threads``, else 1 for the built-in model (see the flag's help)."""
+    import torch
+
+    if threads is None and model == "builtin":
+        threads = 1
+    if threads is not None:
+        torch.set_num_threads(threads)
 
 
 def block_histogram(traces: Sequence[Any]) -> dict[str, int]:
@@ -144,6 +163,7 @@ def train_navigator(config: TrainNavigatorConfig, backend: Any = None) -> TrainR
     from reasonkit.strategies import Direct, resolve_pack
 
     started = time.perf_counter()
+    set_threads(config.threads, config.model)
     # Everything a user can get wrong fails here, before the run directory is touched.
     pool = load_task(config.task, "train", config.train_problems, seed=config.seed)
     validation = load_task(config.task, "validation", config.eval_problems, seed=config.seed)

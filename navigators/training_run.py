@@ -29,7 +29,7 @@ from reasonkit.plots import line_plot
 from reasonkit.rundir import atomic_write_json, atomic_write_text, iter_jsonl, read_json
 
 #: Config fields that may change between a run and its resumption (everything else must match).
-RESUMABLE_CHANGES = frozenset({"episodes", "eval_every", "progress", "out"})
+RESUMABLE_CHANGES = frozenset({"episodes", "eval_every", "progress", "out", "threads", "cache"})
 
 
 class RunDirError(ValueError):

@@ -118,6 +118,7 @@ def test_a_different_run_in_the_same_directory_is_refused(tmp_path):
         (["--reward", "prm"], "needs --prm"),
         (["--episodes", "0"], "--episodes must be >= 1"),
         (["--task", ""], "--task is empty"),
+        (["--threads", "0"], "--threads must be >= 1"),
     ],
 )
 def test_bad_flags_fail_with_one_clear_message(argv, message):
