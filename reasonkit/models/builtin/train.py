@@ -7,11 +7,11 @@
     python -m reasonkit.models.builtin.train --help        # the same, without the CLI entry
 
 The loss is next-token cross-entropy on target tokens only, averaged over the step's target tokens.
-AdamW, linear warm-up then cosine decay to ``min_lr_ratio · lr``; bf16 autocast on CUDA. The run
-directory holds ``checkpoint.pt``, ``metrics.jsonl`` (training and validation records), ``loss.png``
-and ``accuracy.png``, ``summary.json`` and the loadable model in ``model/``. Batches come from
-:mod:`reasonkit.models.builtin.data` (pair ``i`` depends only on (split, seed, i), so resuming
-regenerates exactly the unseen pairs).
+AdamW, linear warm-up then cosine decay to ``min_lr_ratio · lr``; on CUDA float32 with TF32 matmuls
+(``--bf16`` for autocast). The run directory holds ``checkpoint.pt``, ``metrics.jsonl`` (training
+and validation records), ``loss.png`` and ``accuracy.png``, ``summary.json`` and the loadable model
+in ``model/``. Batches come from :mod:`reasonkit.models.builtin.data` (pair ``i`` depends only on
+(split, seed, i), so resuming regenerates exactly the unseen pairs).
 """
 
 from __future__ import annotations
