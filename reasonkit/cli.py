@@ -20,6 +20,14 @@ class Command:
 
 
 COMMANDS: dict[str, Command] = {
+    "train-navigator": Command(
+        "reasonkit.navigators.train:train_navigator_command",
+        "train an RL-of-Thoughts navigator (default: the built-in model on arith, minutes on a CPU)",
+    ),
+    "train-lm": Command(
+        "reasonkit.models.builtin.train:train_lm_command",
+        "train the built-in GatedLM on the arith block tasks (reproduces the shipped checkpoint)",
+    ),
     "eval": Command(
         "reasonkit.evals.runner:eval_command",
         "evaluate a model and strategy on a benchmark (reasonkit eval compare DIR... for a table)",

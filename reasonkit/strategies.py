@@ -257,6 +257,8 @@ STRATEGIES: dict[str, str] = {
     "direct": "reasonkit.strategies:Direct",
     "cot": "reasonkit.strategies:CoT",
     "sc": "reasonkit.strategies:SelfConsistency",
+    "rlot": "reasonkit.navigators.strategy:RLoT",
+    "fixed": "reasonkit.navigators.strategy:FixedSequence",
 }
 
 
