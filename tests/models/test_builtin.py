@@ -4,6 +4,7 @@ checkpoint loads offline and solves easy problems at temperature 0."""
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -77,3 +78,89 @@ def test_saved_tokenizer_loads_with_auto_tokenizer(tmp_path, tokenizer, task_tex
         assert loaded(text)["input_ids"] == tokenizer(text)["input_ids"]
     assert len(loaded) == len(tokenizer) == len(SPECIAL_TOKENS) + len(control_tokens()) + len(CHARACTERS)
     assert json.loads((tmp_path / "tokenizer.json").read_text())["model"]["type"] == "WordLevel"
+
+
+# ---------------------------------------------------------------- the shipped checkpoint
+
+#: Test-split problems of 1-2 operations (arith.benchmark("test", per_ops=12, seed=0)) with their answers.
+EASY: list[tuple[str, str]] = [
+    ("6*17", "102"),
+    ("5*3", "15"),
+    ("129-7", "122"),
+    ("89-3", "86"),
+    ("6*404", "2424"),
+    ("296+23", "319"),
+    ("11*3+94", "127"),
+    ("895*8+6", "7166"),
+    ("822-58+5", "769"),
+    ("6*65-86", "304"),
+]
+
+
+@pytest.fixture(scope="module")
+def builtin():
+    """load_backend("builtin") with downloads off and every network connection refused."""
+    import socket
+
+    from reasonkit.backends.loading import load_backend
+
+    saved = {k: os.environ.get(k) for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
+    os.environ.update({"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
+    connect = socket.socket.connect
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the built-in model tried to reach the network")
+
+    socket.socket.connect = refuse  # type: ignore[method-assign]
+    try:
+        yield load_backend("builtin", device="cpu")
+    finally:
+        socket.socket.connect = connect  # type: ignore[method-assign]
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def test_shipped_checkpoint_is_complete_and_small():
+    from reasonkit.backends.loading import BUILTIN_DIR
+    from reasonkit.models.builtin.checkpoint import EXPORT_FILES
+
+    files = {p.name: p.stat().st_size for p in BUILTIN_DIR.iterdir() if p.is_file()}
+    assert set(EXPORT_FILES) <= set(files)
+    assert sum(files.values()) <= 25 * 10**6
+    assert files["model.safetensors"] <= 16 * 2**20
+    card = json.loads((BUILTIN_DIR / "reasonkit.json").read_text())
+    assert card["prompt_pack"] == "compact" and card["train_config"]["layer_types"]
+    assert {"gla", "attn"} <= set(card["train_config"]["layer_types"])
+
+
+def test_builtin_loads_offline_and_solves_easy_problems_with_cot(builtin):
+    from reasonkit.strategies import make_strategy
+    from reasonkit.tasks.arith import evaluate, make_problem
+
+    assert builtin.prompt_pack == "compact"
+    problems = [make_problem(question) for question, _ in EASY]
+    assert [p.answer for p in problems] == [answer for _, answer in EASY]
+    assert all(str(evaluate(q)) == a for q, a in EASY)
+    traces = make_strategy("cot").solve(problems, builtin)
+    assert [t.answer for t in traces] == [answer for _, answer in EASY]
+    assert all(t.correct for t in traces)
+
+
+def test_builtin_refines_a_wrong_calculation_and_scores_the_repaired_state(builtin):
+    from reasonkit.packs import load_pack
+    from reasonkit.tasks.arith import make_problem, teacher
+
+    pack = load_pack("compact")
+    problem = make_problem("95+(50+626)")  # a test-split state of arith.corrupted_states
+    wrong = ["50+626=672|95+672"]
+    refined = builtin.generate([pack.refine(problem, wrong)], pack.sampling("refine"))[0][0].text
+    assert refined == "50+626=676|95+676"
+    text = builtin.generate([pack.self_evaluate(problem, [refined])], pack.sampling("self_evaluate"))[0][
+        0
+    ].text
+    assert (
+        pack.parse_scores(text) == teacher.self_evaluate(problem.question, [refined]) == (3, 3, 3, 1, 1, 3, 3)
+    )

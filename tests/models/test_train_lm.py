@@ -170,3 +170,23 @@ def test_evaluate_reports_every_figure_and_refuses_a_missing_model(tmp_path, cap
     assert run_main(evaluate_command, ["--model", str(tmp_path / "missing")]) == 1
     err = capsys.readouterr().err
     assert "no model directory at" in err and err.count("\n") == 1
+
+
+def test_init_from_an_export_continues_the_schedule_with_a_rewarmed_optimizer(tmp_path):
+    from safetensors.torch import load_file
+
+    train_lm(tiny(tmp_path / "first", "--steps", "6", "--stop-at", "2"))
+    exported = tmp_path / "first" / "model"
+    trainer = Trainer(tiny(tmp_path / "second", "--steps", "6", "--init-from", str(exported)))
+    assert trainer.step == 2 and trainer.pairs == 12  # the data stream continues at pair 12
+    weights = load_file(str(exported / "model.safetensors"))
+    for name, value in weights.items():
+        assert torch.equal(trainer.model.state_dict()[name], value), name
+    assert trainer.lr_at(2) == pytest.approx(learning_rate(trainer.cfg, 2) / 2)  # warmup_steps=2
+    assert trainer.lr_at(3) == pytest.approx(learning_rate(trainer.cfg, 3))
+    assert trainer.run()["step"] == 6
+
+    with pytest.raises(ValueError, match=r"no reasonkit\.json there"):
+        Trainer(tiny(tmp_path / "third", "--init-from", str(tmp_path)))
+    with pytest.raises(ValueError, match="hidden_size: checkpoint 32 vs now 48"):
+        Trainer(tiny(tmp_path / "fourth", "--hidden-size", "48", "--init-from", str(exported)))

@@ -48,6 +48,14 @@ class TrainLMConfig:
         ),
     )
     seed: int = field(default=0, metadata=_help("seed of the initial weights and of the training stream"))
+    init_from: str | None = field(
+        default=None,
+        metadata=_help(
+            "start a new run from an exported model directory (OUT/model, --export DIR, the shipped "
+            "builtin) at the step its reasonkit.json records: same data stream and schedule, fresh "
+            "optimizer (the rate re-warms over warmup_steps); for when checkpoint.pt is lost"
+        ),
+    )
     # ---- model
     hidden_size: int = field(default=192, metadata=_help("width of the residual stream"))
     num_layers: int = field(default=8, metadata=_help("number of decoder layers"))

@@ -112,16 +112,19 @@ def refine_and_self_eval(backend: Any, n: int, seed: int) -> dict[str, Any]:
     eval_states += [(s.problem, [*s.steps[:-1], good]) for s, good in cases]
     outputs = _generate(backend, [pack.self_evaluate(p, steps) for p, steps in eval_states], "self_evaluate")
     agree = [[0, 0] for _ in range(7)]
-    a3_split = {"with_mistake": [0, 0], "correct": [0, 0]}
+    a3_split: dict[str, list[int]] = defaultdict(lambda: [0, 0])  # by the state's mistake kind, or "correct"
+    a3_truth: dict[str, list[int]] = defaultdict(lambda: [0, 0])  # by the true A3 score (0, 1, 3)
     for i, ((problem, steps), text) in enumerate(zip(eval_states, outputs)):
         truth = self_evaluate(problem.question, steps)
         scores = pack.parse_scores(text)
         for a in range(7):
             agree[a][0] += int(scores[a] == truth[a])
             agree[a][1] += 1
-        half = "with_mistake" if i < len(cases) else "correct"
-        a3_split[half][0] += int(scores[2] == truth[2])
-        a3_split[half][1] += 1
+        group = cases[i][0].mistakes[0][1] if i < len(cases) else "correct"
+        a3_split[group][0] += int(scores[2] == truth[2])
+        a3_split[group][1] += 1
+        a3_truth[str(truth[2])][0] += int(scores[2] == truth[2])
+        a3_truth[str(truth[2])][1] += 1
     from reasonkit.packs import ASPECTS
 
     total_repairs = sum(k for k, _ in repairs.values())
@@ -133,7 +136,9 @@ def refine_and_self_eval(backend: Any, n: int, seed: int) -> dict[str, Any]:
         },
         "self_eval": {
             "agreement": {name: round(c / m, 4) for name, (c, m) in zip(ASPECTS, agree)},
-            "a3_by_state": {k: round(c / max(1, m), 4) for k, (c, m) in a3_split.items()},
+            "a3_by_state": {k: round(c / max(1, m), 4) for k, (c, m) in sorted(a3_split.items())},
+            # recall per true score: a model answering "3" for every well-formed step scores 0 on "1"
+            "a3_by_truth": {k: round(c / max(1, m), 4) for k, (c, m) in sorted(a3_truth.items())},
             "n": len(eval_states),
         },
     }
@@ -153,12 +158,13 @@ def markdown(results: dict[str, Any]) -> str:
     refine, self_eval = results["refine"], results["self_eval"]
     kinds = ", ".join(f"{k} {100 * v:.0f}%" for k, v in refine["by_kind"].items())
     aspects = ", ".join(f"{k} {100 * v:.0f}%" for k, v in self_eval["agreement"].items())
+    a3 = ", ".join(f"{k} {100 * v:.0f}%" for k, v in self_eval["a3_by_state"].items())
+    recall = ", ".join(f"A3={k}: {100 * v:.0f}%" for k, v in self_eval["a3_by_truth"].items())
     lines += [
         "",
         f"Refine repairs {100 * refine['repair_rate']:.1f}% of {refine['n']} injected single mistakes ({kinds}).",
-        f"Self-evaluation agreement with the teacher on {self_eval['n']} states: {aspects} "
-        f"(A3 on states with a mistake {100 * self_eval['a3_by_state']['with_mistake']:.0f}%, "
-        f"on correct ones {100 * self_eval['a3_by_state']['correct']:.0f}%).",
+        f"Self-evaluation agreement with the teacher on {self_eval['n']} states: {aspects}. "
+        f"A3 agreement by the last step's mistake: {a3}; by the true score: {recall}.",
     ]
     return "\n".join(lines) + "\n"
 

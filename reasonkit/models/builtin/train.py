@@ -16,6 +16,7 @@ in ``model/``. Batches come from :mod:`reasonkit.models.builtin.data` (pair ``i`
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import time
@@ -113,6 +114,23 @@ def validate(
     }
 
 
+def init_from_export(model: Any, directory: Path, cfg: TrainLMConfig) -> tuple[int, int]:
+    """Load an exported model's weights into ``model``; returns (step, pairs seen) from its reasonkit.json."""
+    card_path = directory / "reasonkit.json"
+    if not card_path.is_file():
+        raise ValueError(
+            f"--init-from {directory}: no reasonkit.json there; pass a directory written by train-lm "
+            "(OUT/model, --export DIR or reasonkit/models/zoo/builtin)"
+        )
+    card = json.loads(card_path.read_text(encoding="utf-8"))
+    check_resumable(card.get("train_config") or {}, cfg, card_path)
+    from transformers import AutoModelForCausalLM
+
+    source = AutoModelForCausalLM.from_pretrained(str(directory))
+    model.load_state_dict(source.state_dict())
+    return int(card.get("step", 0)), int(card.get("pairs_seen", 0))
+
+
 def write_plots(out: Path) -> None:
     """loss.png and accuracy.png from metrics.jsonl (skipped, with a note, where matplotlib is missing)."""
     import importlib.util
@@ -164,6 +182,7 @@ class Trainer:
         self.model.to(self.device).train()
         self.optimizer = make_optimizer(self.model, cfg)
         self.step, self.pairs, self.elapsed_before = 0, 0, 0.0
+        self.rewarm_start: int | None = None  # set when starting from exported weights (fresh optimizer)
         path = self.out / CHECKPOINT
         if path.exists():
             payload = load_checkpoint(path)
@@ -172,7 +191,19 @@ class Trainer:
             self.optimizer.load_state_dict(payload["optimizer"])
             self.step, self.pairs = int(payload["step"]), int(payload.get("pairs", 0))
             self.elapsed_before = float(payload.get("elapsed", 0.0))
+            self.rewarm_start = payload.get("rewarm_start")
+        elif cfg.init_from:
+            self.step, self.pairs = init_from_export(self.model, Path(cfg.init_from).expanduser(), cfg)
+            self.rewarm_start = self.step
         self.forward = torch.compile(self.model, dynamic=True) if cfg.compile else self.model
+
+    def lr_at(self, step: int) -> float:
+        """The schedule's rate, ramped up again over ``warmup_steps`` after ``--init-from`` (Adam's
+        moments start from zero there, and a full-size first update would jolt every weight)."""
+        rate = learning_rate(self.cfg, step)
+        if self.rewarm_start is not None and self.cfg.warmup_steps > 0:
+            rate *= min(1.0, (step - self.rewarm_start + 1) / self.cfg.warmup_steps)
+        return rate
 
     # ---- persistence -------------------------------------------------------------------------
     def card(self) -> dict[str, Any]:
@@ -185,7 +216,12 @@ class Trainer:
         }
 
     def save(self, elapsed: float) -> None:
-        state = {"step": self.step, "pairs": self.pairs, "elapsed": elapsed}
+        state = {
+            "step": self.step,
+            "pairs": self.pairs,
+            "elapsed": elapsed,
+            "rewarm_start": self.rewarm_start,
+        }
         save_checkpoint(self.out / CHECKPOINT, self.model, self.optimizer, self.cfg, state)
         export_model(self.model, self.out / "model", self.card())
         write_plots(self.out)
@@ -278,7 +314,7 @@ class Trainer:
     def _train_step(self, batch: Any, window: dict[str, Any]) -> None:
         """One optimizer step; running sums stay on the device (no GPU sync until the next log)."""
         for group in self.optimizer.param_groups:
-            group["lr"] = learning_rate(self.cfg, self.step)
+            group["lr"] = self.lr_at(self.step)
         denominator = max(1, batch.target_tokens)
         for micro in batch.micro:
             loss, correct, _ = micro_loss(self.forward, micro, self.device, self.autocast)
@@ -302,7 +338,7 @@ class Trainer:
             "step": self.step,
             "loss": float(window["loss_sum"]) / max(1.0, window["targets"]),
             "token_acc": float(window["correct"]) / max(1.0, window["targets"]),
-            "lr": learning_rate(self.cfg, self.step - 1),
+            "lr": self.lr_at(self.step - 1),
             "grad_norm": float(window["grad_norm"]) / max(1.0, window["steps"]),
             "pairs_per_s": window["pairs"] / max(1e-9, seconds),
             "tokens_per_s": window["tokens"] / max(1e-9, seconds),
