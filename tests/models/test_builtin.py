@@ -82,7 +82,8 @@ def test_saved_tokenizer_loads_with_auto_tokenizer(tmp_path, tokenizer, task_tex
 
 # ---------------------------------------------------------------- the shipped checkpoint
 
-#: Test-split problems of 1-2 operations (arith.benchmark("test", per_ops=12, seed=0)) with their answers.
+#: The first test-split problems of arith.benchmark("test", per_ops=40) with 1 operation (<= 6 characters)
+#: and 2 operations (<= 8 characters), with their answers.
 EASY: list[tuple[str, str]] = [
     ("6*17", "102"),
     ("5*3", "15"),
