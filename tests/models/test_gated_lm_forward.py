@@ -8,9 +8,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 from gated_lm_helpers import VOCAB, left_pad, make_model
-from reasonkit.kernels import slstm
 from torch import nn
 
+from reasonkit.kernels import slstm
 from reasonkit.models import GatedLMCache
 
 MIXED = ["gla", "attn", "slstm"]
@@ -226,3 +226,17 @@ def test_prefix_cache_copies_extend_like_full_forwards():
     for i, c in enumerate(conts):
         full = model(torch.tensor([prefix + c])).logits[0, len(prefix) :]
         torch.testing.assert_close(out[i, : len(c)], full, rtol=1e-9, atol=1e-9)
+
+
+def test_bfloat16_autocast_trains_close_to_float32():
+    # rotary cos/sin are float32; q and k must come back in v's dtype under autocast
+    model = make_model(["gla", "attn"], dtype=torch.float32).train()
+    ids = torch.randint(0, VOCAB, (2, 24), generator=torch.Generator().manual_seed(0))
+    reference = model(input_ids=ids, labels=ids).loss
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = model(input_ids=ids, labels=ids).loss
+    loss.backward()
+    assert torch.isfinite(loss) and abs(loss.item() - reference.item()) < 0.05 * reference.item()
+    assert all(
+        p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters() if p.requires_grad
+    )

@@ -55,7 +55,8 @@ class GatedAttentionMixer(nn.Module):
         k = self.k_proj(x).view(B, T, Hkv, D)
         v = self.v_proj(x).view(B, T, Hkv, D)
         cos, sin = rotary
-        q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+        # cos/sin are float32: under autocast the rotated q, k would leave v's (half) dtype behind
+        q, k = apply_rotary(q, cos, sin).to(v.dtype), apply_rotary(k, cos, sin).to(v.dtype)
         if cache is not None:
             k, v = cache.update_kv(slot, k, v)  # (B, past + T, Hkv, D)
         o = gated_attention(q, k, v, gate, causal=True, attention_mask=key_mask)  # (B, T, H, D)
