@@ -14,11 +14,13 @@ through the transformers Auto classes. A model directory may hold ``reasonkit.js
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import json
 import os
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -181,6 +183,22 @@ def read_model_card(directory: Path | None) -> dict[str, Any]:
     return data
 
 
+@contextlib.contextmanager
+def _quiet_local_load(local: bool) -> Iterator[None]:
+    """Hide transformers' per-tensor "Loading weights" bar for local checkpoints (it is noise in every
+    CLI run); downloads keep their progress bars."""
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    if local and was_enabled:
+        hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if local and was_enabled:
+            hf_logging.enable_progress_bar()
+
+
 def load(
     spec: str,
     *,
@@ -200,13 +218,14 @@ def load(
         tokenizer = AutoTokenizer.from_pretrained(
             source, trust_remote_code=trust_remote_code, local_files_only=local_only
         )
-        model = AutoModelForCausalLM.from_pretrained(
-            source,
-            dtype=resolve_dtype(dtype, on_cpu),
-            trust_remote_code=trust_remote_code,
-            local_files_only=local_only,
-            **place,
-        )
+        with _quiet_local_load(local_only):
+            model = AutoModelForCausalLM.from_pretrained(
+                source,
+                dtype=resolve_dtype(dtype, on_cpu),
+                trust_remote_code=trust_remote_code,
+                local_files_only=local_only,
+                **place,
+            )
     except (OSError, ValueError, KeyError, ImportError) as exc:
         hint = ""
         if "trust_remote_code" in str(exc):
