@@ -40,7 +40,9 @@ COMMANDS: dict[str, Command] = {
         "reasonkit.backends.server:serve_command",
         "serve a model over an OpenAI-compatible HTTP API (/v1/completions, /v1/chat/completions)",
     ),
-    "solve": Command("reasonkit.controller:solve_command", "solve one question with a strategy and print its trace"),
+    "solve": Command(
+        "reasonkit.controller:solve_command", "solve one question with a strategy and print its trace"
+    ),
 }
 
 
