@@ -66,6 +66,7 @@ class FaultServer:
                     action = server._next(request)
                     server.in_flight += 1
                     server.max_in_flight = max(server.max_in_flight, server.in_flight)
+                done = False
                 try:
                     if action.hang:
                         server._release.wait(action.hang)
@@ -74,6 +75,11 @@ class FaultServer:
                         if action.body is not None
                         else json.dumps(completion_reply(request)).encode()
                     )
+                    # Leave the in-flight count before replying: once the reply is out, the client
+                    # may send its next request before this thread runs again.
+                    with server._lock:
+                        server.in_flight -= 1
+                        done = True
                     self.send_response(action.status)
                     for key, value in action.headers.items():
                         self.send_header(key, value)
@@ -83,8 +89,9 @@ class FaultServer:
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (timeout), which is what some tests want
                 finally:
-                    with server._lock:
-                        server.in_flight -= 1
+                    if not done:
+                        with server._lock:
+                            server.in_flight -= 1
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass

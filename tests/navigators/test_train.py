@@ -73,7 +73,7 @@ def test_train_navigator_writes_a_resumable_run_directory(tmp_path):
     assert summary["train_problems_used"] < summary["train_problems_drawn"]  # hard-only dropped some
     nav = Navigator.load(result.navigator_path)
     assert nav.metadata["model"] == "scripted-arith" and nav.metadata["episodes"] == "60"
-    assert nav.metadata["task"] == "arith" and nav.metadata["reward"] == "self-eval"
+    assert nav.metadata["task"] == "arith" and nav.metadata["reward"] == "outcome"  # the default
     assert (run / "learning_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     # The same command again: nothing to do, no backend call.
@@ -108,7 +108,7 @@ def test_interrupted_checkpoint_rows_are_dropped_on_resume(tmp_path):
 def test_a_different_run_in_the_same_directory_is_refused(tmp_path):
     train_navigator(_config(tmp_path, episodes=30), backend=ScriptedArithLM())
     with pytest.raises(RunDirError, match=r"different training run .*reward"):
-        train_navigator(_config(tmp_path, episodes=30, reward="outcome"), backend=ScriptedArithLM())
+        train_navigator(_config(tmp_path, episodes=30, reward="self-eval"), backend=ScriptedArithLM())
 
 
 @pytest.mark.parametrize(
