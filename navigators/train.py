@@ -67,7 +67,9 @@ class TrainNavigatorConfig:
     )
     episodes: int = field(
         default=1500,
-        metadata={"help": "training episodes (the paper: 3000; 1500 keeps the default run under 10 CPU minutes)"},
+        metadata={
+            "help": "training episodes (the paper: 3000; 1500 keeps the default run under 10 CPU minutes)"
+        },
     )
     hard_only: bool = field(
         default=True, metadata={"help": "train only on problems the model gets wrong with a direct prompt"}
