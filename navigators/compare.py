@@ -24,9 +24,11 @@ from reasonkit.plots import bar_plot
 from reasonkit.rundir import atomic_write_json, atomic_write_text
 from reasonkit.types import Problem, Trace
 
-#: Fixed sequences compared by default: plain steps, decompose first, and one using every block.
+#: Fixed sequences compared by default: plain steps, checked steps, decompose first, decompose only,
+#: and one using every block.
 DEFAULT_FIXED = (
     "reason,reason,reason,reason,reason",
+    "reason,refine,reason,refine,reason",
     "decompose,reason,reason,reason,reason",
     "decompose,decompose,decompose,decompose,decompose",
     "decompose,debate,refine,reason,reason",

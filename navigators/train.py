@@ -82,7 +82,7 @@ class TrainNavigatorConfig:
         default=250, metadata={"help": "evaluate and checkpoint every this many episodes"}
     )
     n_envs: int = field(
-        default=20, metadata={"help": "episodes run in parallel (one backend batch per block)"}
+        default=50, metadata={"help": "episodes run in parallel (one backend batch per block)"}
     )
     seed: int = field(default=0, metadata={"help": "seed for problems, exploration and network init"})
     out: str | None = field(

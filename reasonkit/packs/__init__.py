@@ -16,7 +16,16 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from reasonkit.packs.blocks import ASPECT_MEANINGS, ASPECTS, BLOCK_CALLS, BLOCK_IDS, BLOCKS, CALLS, SCORES
+from reasonkit.packs.blocks import (
+    ASPECT_MEANINGS,
+    ASPECTS,
+    BLOCK_CALLS,
+    BLOCK_IDS,
+    BLOCKS,
+    CALLS,
+    OPTIONAL_CALLS,
+    SCORES,
+)
 
 if TYPE_CHECKING:
     from reasonkit.packs.pack import BUILTIN_PACKS, PromptPack, available_packs, load_pack
@@ -38,6 +47,7 @@ __all__ = [
     "BLOCK_IDS",
     "BUILTIN_PACKS",
     "CALLS",
+    "OPTIONAL_CALLS",
     "SCORES",
     "PackError",
     "PromptPack",

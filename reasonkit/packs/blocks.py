@@ -45,7 +45,13 @@ CALLS: tuple[str, ...] = (
     "terminate",
     "final_check",
     "self_evaluate",
+    "answer",
 )
+#: Calls a pack may leave out, and the call whose template stands in for each. ``answer`` states the
+#: final answer of a (possibly unfinished) state with no further work: the built-in model's training
+#: task for it is named "terminate" (docs/prompt-packs.md); packs whose terminate already answers
+#: directly (the natural one) need not define it.
+OPTIONAL_CALLS: dict[str, str] = {"answer": "terminate"}
 BLOCK_CALLS: dict[str, tuple[str, ...]] = {
     "reason": ("reason_step",),
     "decompose": ("decompose", "solve_subtask", "summarize"),

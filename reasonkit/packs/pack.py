@@ -28,7 +28,7 @@ from typing import Any
 import yaml
 
 from reasonkit.answers import extract_int
-from reasonkit.packs.blocks import ASPECTS
+from reasonkit.packs.blocks import ASPECTS, OPTIONAL_CALLS
 from reasonkit.packs.schema import PackError, deep_merge, fill, validate
 from reasonkit.types import Problem, Prompt, SamplingParams
 
@@ -104,9 +104,11 @@ class PromptPack:
         if isinstance(steps, str):
             raise TypeError(f"{call}: steps must be a list of step strings, not one string")
         spec = self._call_spec(call, problem.kind)
+        items = [{"i": i, "step": s.strip()} for i, s in enumerate(steps, 1)]
         values: dict[str, object] = {
             "question": self.question(problem),
-            "history": self._list("history", [{"i": i, "step": s.strip()} for i, s in enumerate(steps, 1)]),
+            "history": self._list("history", items),
+            "solution": self._list("solution", items),
             "n_steps": len(steps),
             "next_step": len(steps) + 1,
             "answer_instruction": self._per_kind(self._data.get("answer_instruction", ""), problem.kind),
@@ -119,6 +121,8 @@ class PromptPack:
 
     def _call_spec(self, call: str, kind: str | None) -> dict[str, Any]:
         calls = self._data["calls"]
+        if call not in calls and call in OPTIONAL_CALLS:
+            call = OPTIONAL_CALLS[call]
         if call not in calls:
             raise ValueError(f"unknown call {call!r}; calls: {sorted(calls)}")
         spec = {k: v for k, v in calls[call].items() if k != "by_kind"}
@@ -198,6 +202,10 @@ class PromptPack:
 
     def terminate(self, problem: Problem, steps: Sequence[str]) -> Prompt:
         return self._render("terminate", problem, steps)
+
+    def answer(self, problem: Problem, steps: Sequence[str]) -> Prompt:
+        """The final answer of this state with no further work (falls back to ``terminate``)."""
+        return self._render("answer", problem, steps)
 
     def final_check(self, problem: Problem, steps: Sequence[str]) -> Prompt:
         return self._render("final_check", problem, steps)

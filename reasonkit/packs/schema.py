@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from reasonkit.packs.blocks import ASPECTS, CALLS
+from reasonkit.packs.blocks import ASPECTS, CALLS, OPTIONAL_CALLS
 
 KINDS: tuple[str, ...] = ("arith", "int", "math", "choice")
 _FIELD = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
@@ -33,7 +33,7 @@ def fields_of(template: str) -> set[str]:
 
 
 # Fields every call prompt may use, and the extras of particular calls.
-COMMON_FIELDS = {"question", "history", "n_steps", "next_step", "answer_instruction"}
+COMMON_FIELDS = {"question", "history", "solution", "n_steps", "next_step", "answer_instruction"}
 CALL_FIELDS: dict[str, set[str]] = {name: set(COMMON_FIELDS) for name in CALLS}
 CALL_FIELDS["solve_subtask"] |= {"subtask", "subtask_index", "previous_results"}
 CALL_FIELDS["summarize"] |= {"subtask_results"}
@@ -43,6 +43,7 @@ CALL_FIELDS["debate_follow"] |= {"plan", "plan_index"}
 # Lists rendered inside prompts: {head, item, sep, tail, empty}; the fields of their items.
 LIST_FIELDS: dict[str, set[str]] = {
     "history": {"i", "step"},
+    "solution": {"i", "step"},
     "subtask_results": {"i", "subtask", "result", "value"},
     "previous_results": {"i", "subtask", "result", "value"},
     "plans": {"i", "plan"},
@@ -168,7 +169,7 @@ def validate(data: Any, source: str) -> dict[str, Any]:
 
 
 def _validate_calls(c: _Checker, fmt: str, calls: Mapping[str, Any]) -> None:
-    missing = [name for name in CALLS if name not in calls]
+    missing = [name for name in CALLS if name not in calls and name not in OPTIONAL_CALLS]
     if missing:
         raise c.fail("calls", f"missing call(s) {missing}")
     for name, spec in calls.items():

@@ -15,8 +15,8 @@ from reasonkit.models.builtin.tokenizer import (
     control_tokens,
     save_tokenizer,
 )
-from reasonkit.packs import CALLS
 from reasonkit.tasks.arith import DEFAULT_MIXTURE, training_examples
+from reasonkit.tasks.arith.training import TASKS
 
 
 @pytest.fixture(scope="module")
@@ -28,14 +28,16 @@ def tokenizer():
 def task_texts() -> list[str]:
     """Prompts and targets of every block task (40 pairs each, validation split)."""
     texts = []
-    for call in CALLS:
+    for call in TASKS:
         for prompt, target in training_examples("validation", n=40, seed=3, mixture={call: 1.0}):
             texts += [str(prompt), target, str(prompt) + target]
     return texts
 
 
 def test_every_call_is_in_the_training_mixture():
-    assert set(DEFAULT_MIXTURE) == set(CALLS)
+    from reasonkit.packs import CALLS, OPTIONAL_CALLS
+
+    assert set(DEFAULT_MIXTURE) == set(TASKS) == set(CALLS) - set(OPTIONAL_CALLS)
 
 
 def test_round_trip_of_every_prompt_and_target(tokenizer, task_texts):

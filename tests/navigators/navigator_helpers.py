@@ -5,9 +5,9 @@ full test run.)
 
 ``ScriptedArithLM`` answers compact-pack prompts with the arith teacher's outputs (reasonkit.tasks.arith
 .teacher), which makes it an exactly deterministic LanguageModel over the real prompt pack, parsers
-and grader. Its one weakness is configurable: terminate states the right value only when at most
-``answer_ops`` operations are left in the current expression (it cannot do long sums in its head),
-otherwise it is off by one. Blocks therefore matter: terminating early is wrong, and on problems
+and grader. Its one weakness is configurable: a final answer (direct, terminate, chain of thought)
+is right only when at most ``answer_ops`` operations are left in the state it starts from (it cannot
+do long sums in its head), otherwise it is off by one. Blocks therefore matter: terminating early is wrong, and on problems
 longer than the depth limit only decompose (several operations per step) reaches the answer.
 """
 
@@ -19,8 +19,9 @@ from collections.abc import Sequence
 from tiny_models import build_model, build_tokenizer
 from transformers import PreTrainedTokenizerFast
 
-from reasonkit.packs import CALLS, load_pack
+from reasonkit.packs import load_pack
 from reasonkit.tasks.arith import count_ops, teacher
+from reasonkit.tasks.arith.expr import render
 from reasonkit.tasks.arith.training import restyle
 from reasonkit.types import Completion, Prompt, SamplingParams
 
@@ -57,12 +58,14 @@ class ScriptedArithLM:
         call, args = match.group(1), prompt[match.end() :]
         pack = self.pack
         if call == "ans":
-            node = teacher.current_expression(question, steps)
-            value = teacher.answer(question, steps)
-            return pack.format_answer(value if count_ops(node) <= self.answer_ops else value + 1)
-        if call == "cot":
-            gold, value = teacher.solve_subtask(question)
-            return pack.format_cot([restyle(pack, s) for s in gold], value)
+            return pack.format_answer(self._value(question, steps))
+        if call == "cot":  # a chain of thought, continuing the steps given after <cot> (terminate)
+            steps = [s for s in args.split(";") if s]
+            rest = [
+                restyle(pack, s)
+                for s in teacher.solve_subtask(render(teacher.current_expression(question, steps)))[0]
+            ]
+            return pack.format_cot(rest, self._value(question, steps))
         if call == "sub":
             gold, value = teacher.solve_subtask(question)
             return pack.format_cot([restyle(pack, s) for s in gold], value)
@@ -85,6 +88,12 @@ class ScriptedArithLM:
         if call == "done":
             return pack.format_yes_no(teacher.final_check(question, steps))
         return pack.format_scores(teacher.self_evaluate(question, steps))
+
+    def _value(self, question: str, steps: Sequence[str]) -> int:
+        """The state's value, off by one when more than ``answer_ops`` operations are left."""
+        node = teacher.current_expression(question, steps)
+        value = teacher.answer(question, steps)
+        return value if count_ops(node) <= self.answer_ops else value + 1
 
 
 # ---------------------------------------------------------------- tiny random transformers models
@@ -111,6 +120,7 @@ def tiny_llama(tokenizer: PreTrainedTokenizerFast, seed: int = 0):
 
 def short_pack(max_new_tokens: int = 6, base: str = "compact"):
     """A pack with every call capped at a few tokens (random models never emit the stop)."""
-    return load_pack(base).with_overrides(
-        {"calls": {call: {"max_new_tokens": max_new_tokens} for call in CALLS}}
+    pack = load_pack(base)
+    return pack.with_overrides(
+        {"calls": {call: {"max_new_tokens": max_new_tokens} for call in pack.to_dict()["calls"]}}
     )

@@ -44,7 +44,7 @@ MARKERS = {
     "compact": {
         "reason_step": "<step>", "decompose": "<dec>", "solve_subtask": "<sub>", "summarize": "<sum>",
         "debate_plans": "<plans>", "debate_compare": "<pick>", "debate_follow": "<follow>",
-        "refine": "<refine>", "terminate": "<ans>", "final_check": "<done>", "self_evaluate": "<eval>",
+        "refine": "<refine>", "terminate": "<cot>", "final_check": "<done>", "self_evaluate": "<eval>",
     },
     "natural": {
         "decompose": "Please decompose", "solve_subtask": "Please conduct the following Subtask",

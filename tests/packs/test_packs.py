@@ -16,6 +16,7 @@ from reasonkit.packs import (
     BLOCK_IDS,
     BLOCKS,
     CALLS,
+    OPTIONAL_CALLS,
     PackError,
     PromptPack,
     load_pack,
@@ -53,6 +54,7 @@ def _render_all(pack: PromptPack, problem: Problem, steps: list[str]) -> dict:
         "terminate": pack.terminate(problem, steps),
         "final_check": pack.final_check(problem, steps),
         "self_evaluate": pack.self_evaluate(problem, steps),
+        "answer": pack.answer(problem, steps),
     }
 
 
@@ -66,7 +68,9 @@ def test_block_vocabulary() -> None:
         "cot",
         "final_check",
         "self_evaluate",
+        "answer",
     } == set(CALLS)
+    assert set(OPTIONAL_CALLS) <= set(CALLS) and set(OPTIONAL_CALLS.values()) <= set(CALLS)
     code = (
         "import sys, reasonkit.packs.blocks; assert not {'torch', 'yaml', 'transformers'} & set(sys.modules)"
     )
@@ -86,10 +90,13 @@ def test_compact_renderings_are_exact() -> None:
         "debate_compare": "<q>3+4*5;4*5=20|3+20<pick>4*5;3+4;4*6",
         "debate_follow": "<q>3+4*5;4*5=20|3+20<follow>4*6",
         "refine": "<q>3+4*5;4*5=20|3+20<refine>",
-        "terminate": "<q>3+4*5;4*5=20|3+20<ans>",
+        "terminate": "<q>3+4*5<cot>4*5=20|3+20;",
         "final_check": "<q>3+4*5;4*5=20|3+20<done>",
         "self_evaluate": "<q>3+4*5;4*5=20|3+20<eval>",
+        "answer": "<q>3+4*5;4*5=20|3+20<ans>",
     }
+    # terminate on a bare problem is exactly the chain-of-thought prompt
+    assert COMPACT.terminate(ARITH, []) == COMPACT.cot(ARITH)
     assert COMPACT.refine_replaces_last and not NATURAL.refine_replaces_last
 
 
@@ -103,6 +110,7 @@ def test_natural_renders_every_call_as_chat(problem: Problem) -> None:
         if call not in ("direct", "cot", "summarize", "solve_subtask"):
             assert "STEP1:\n4*5=20|3+20" in text
     terminate = NATURAL.terminate(problem, STEPS)[-1]["content"]
+    assert NATURAL.answer(problem, STEPS) == NATURAL.terminate(problem, STEPS)  # optional call, falls back
     expected = {
         "arith": "The answer is [NUMBER]",
         "int": "The answer is [NUMBER]",

@@ -24,7 +24,7 @@ import random
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
-from reasonkit.packs.blocks import CALLS
+from reasonkit.packs.blocks import CALLS, OPTIONAL_CALLS
 from reasonkit.packs.pack import PromptPack, load_pack
 from reasonkit.tasks.arith import teacher
 from reasonkit.tasks.arith.corrupt import CORRUPTION_KINDS, corrupt_step, wrong_value
@@ -33,7 +33,11 @@ from reasonkit.tasks.arith.generate import SPLITS, ArithConfig, sample_expressio
 from reasonkit.tasks.arith.steps import canonical_step, expressions, gold_steps, parse_step, ready_ops
 from reasonkit.types import Problem, Prompt
 
-#: Share of each task in a training mixture (normalised; any subset of CALLS may be given).
+#: The training tasks: every pack call but the optional ones. Task "terminate" trains the pack's
+#: ``answer`` call (answer the state in one jump; the compact terminate block itself continues the
+#: chain of thought, which the "cot" task trains).
+TASKS: tuple[str, ...] = tuple(c for c in CALLS if c not in OPTIONAL_CALLS)
+#: Share of each task in a training mixture (normalised; any subset of TASKS may be given).
 DEFAULT_MIXTURE: dict[str, float] = {
     "direct": 0.05,
     "cot": 0.20,
@@ -175,7 +179,7 @@ def _target(task: str, state: ArithState, pack: PromptPack, rng: random.Random) 
     q, steps, p = state.problem.question, list(state.steps), state.problem
     shown = [restyle(pack, s) for s in steps]
     if task in ("direct", "terminate"):
-        prompt = pack.direct(p) if task == "direct" else pack.terminate(p, shown)
+        prompt = pack.direct(p) if task == "direct" else pack.answer(p, shown)
         return prompt, pack.format_answer(teacher.answer(q, [] if task == "direct" else steps))
     if task == "cot":
         gold = [restyle(pack, s) for s in gold_steps(parse(q))]
@@ -240,9 +244,9 @@ def _debate(
 
 
 def _check_mixture(mixture: Mapping[str, float]) -> tuple[list[str], list[float]]:
-    unknown = sorted(set(mixture) - set(CALLS))
+    unknown = sorted(set(mixture) - set(TASKS))
     if unknown:
-        raise ValueError(f"unknown task(s) {unknown} in the mixture; tasks are the pack calls {CALLS}")
+        raise ValueError(f"unknown task(s) {unknown} in the mixture; tasks are {TASKS}")
     if any(w < 0 for w in mixture.values()) or sum(mixture.values()) <= 0:
         raise ValueError(f"mixture weights must be >= 0 with a positive sum, got {dict(mixture)}")
     return list(mixture), list(mixture.values())
@@ -261,8 +265,8 @@ def example(
     task: str, split: str, seed: int, index: int, pack: PromptPack, config: ArithConfig | None = None
 ) -> tuple[Prompt, str]:
     """Training pair ``index`` of ``task``: (prompt, target + the pack's end marker)."""
-    if task not in CALLS:
-        raise ValueError(f"unknown task {task!r}; tasks are the pack calls {CALLS}")
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; tasks are {TASKS}")
     rng = random.Random(f"reasonkit.arith.train:{split}:{seed}:{index}")
     cfg = config or ArithConfig()
     node = _draw(rng, split, cfg)
