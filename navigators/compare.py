@@ -3,7 +3,8 @@
     python -m reasonkit.navigators.compare --navigator builtin-arith --model builtin --task arith
 
 Each strategy runs through the controller into its own resumable run directory under ``--out``
-(rerunning skips finished problems); then ``results.md`` / ``results.json`` hold one row per
+(rerunning skips finished problems; the baselines do not depend on the navigator, so comparing
+another navigator in the same ``--out`` reruns only its own ``rlot-*`` directory); then ``results.md`` / ``results.json`` hold one row per
 strategy — accuracy with a 95 % Wilson interval, tokens and calls per problem, accuracy by number
 of operations (arith) — and ``blocks.png`` the navigator's block-usage histogram. For arith the
 problems are the test split exactly as ``reasonkit eval --bench arith`` draws it
@@ -13,6 +14,7 @@ problems are the test split exactly as ``reasonkit eval --bench arith`` draws it
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -84,6 +86,16 @@ def heldout_problems(config: CompareConfig) -> list[Problem]:
     from reasonkit.navigators.problems import load_task
 
     return load_task(config.task, "test", config.problems, seed=config.seed)
+
+
+def navigator_slug(navigator: str) -> str:
+    """A directory name for a navigator's run: the preset name, or the file's folder and stem."""
+    from reasonkit.navigators.presets import PRESETS
+
+    if navigator in PRESETS:
+        return navigator
+    path = Path(navigator)
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", f"{path.parent.name}-{path.stem}").strip("-")
 
 
 def row_of(name: str, traces: Sequence[Trace], problems: Sequence[Problem]) -> dict[str, Any]:
@@ -167,9 +179,12 @@ def compare(config: CompareConfig, backend: Any = None) -> list[dict[str, Any]]:
     rows = []
     for name, strategy in strategies:
         slug = name.replace("[", "-").replace("]", "").replace(",", "-")
+        info: dict[str, Any] = {"task": config.task, "n_problems": len(problems)}
+        if strategy is navigator:  # baselines do not depend on the navigator: other navigators reuse them
+            slug, info = f"rlot-{navigator_slug(config.navigator)}", {**info, "navigator": config.navigator}
         controller = Controller(
             backend, strategy, out_dir=out / slug, batch_size=config.batch_size, progress=config.progress,
-            run_info={"task": config.task, "n_problems": len(problems), "navigator": config.navigator},
+            run_info=info,
         )  # fmt: skip
         rows.append(row_of(name, controller.run(problems).traces, problems))
     atomic_write_json(

@@ -8,7 +8,7 @@ import pytest
 import torch
 from navigator_helpers import ScriptedArithLM
 
-from reasonkit.navigators.compare import CompareConfig, compare, wilson
+from reasonkit.navigators.compare import CompareConfig, compare, navigator_slug, wilson
 from reasonkit.navigators.navigator import Navigator
 from reasonkit.navigators.network import DuelingQNet
 from reasonkit.tasks import arith
@@ -36,7 +36,7 @@ def test_compare_runs_every_strategy_on_the_test_split(tmp_path):
     names = [r["strategy"] for r in rows]
     assert names == ["direct", "cot", "cot-sc5", "fixed[reason,reason]", "rlot"]
     test_ids = {p.id for p in arith.benchmark("test", per_ops=2, seed=0)}
-    for name in ("direct", "rlot"):
+    for name in ("direct", f"rlot-{navigator_slug(str(path))}"):
         lines = (tmp_path / "cmp" / name / "records.jsonl").read_text().splitlines()
         records = [json.loads(line) for line in lines]
         assert {r["problem_id"] for r in records} == test_ids  # held-out problems only
@@ -47,3 +47,31 @@ def test_compare_runs_every_strategy_on_the_test_split(tmp_path):
     table = (tmp_path / "cmp" / "results.md").read_text()
     assert "| rlot | 1.000 |" in table and f"decompose {rlot['blocks']['decompose']} (100%)" in table
     assert (tmp_path / "cmp" / "blocks.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def _constant_navigator(path, action: int) -> str:
+    net = DuelingQNet()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.zero_()
+        net.advantage[2].bias[action] = 1.0
+    meta = {"model": "m", "task": "arith", "reward": "outcome", "episodes": "1"}
+    return str(Navigator(net, meta).save(path))
+
+
+def test_another_navigator_reuses_the_baselines(tmp_path):
+    first = _constant_navigator(tmp_path / "a" / "navigator.safetensors", 1)  # always decompose
+    second = _constant_navigator(tmp_path / "b" / "navigator.safetensors", 4)  # always terminate
+    assert navigator_slug(first) == "a-navigator" and navigator_slug("builtin-arith") == "builtin-arith"
+    common = dict(per_ops=2, out=str(tmp_path / "cmp"), progress=False, fixed=("reason,reason",))
+    rows_a = compare(CompareConfig(navigator=first, **common), backend=ScriptedArithLM())
+    lm = ScriptedArithLM()
+    rows_b = compare(CompareConfig(navigator=second, **common), backend=lm)
+    assert rows_a[:-1] == rows_b[:-1]  # the same baseline rows, read back from their run directories
+    n = rows_b[-1]["n"]
+    assert lm.calls == 2 * n  # only the new navigator ran: a self-evaluation and terminate per problem
+    assert rows_b[-1]["blocks"] == {"terminate": n}
+    assert sorted(p.name for p in (tmp_path / "cmp").glob("rlot-*")) == [
+        "rlot-a-navigator",
+        "rlot-b-navigator",
+    ]
