@@ -12,8 +12,7 @@ lm-evaluation-harness and the Qwen2.5-Math evaluator.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from reasonkit._lazy import lazy_exports
 
 _LAZY: dict[str, str] = {
     "load": "reasonkit.evals.loaders",
@@ -39,14 +38,4 @@ _LAZY: dict[str, str] = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'reasonkit.evals' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_exports(globals(), _LAZY)

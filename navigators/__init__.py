@@ -19,10 +19,7 @@ stable-baselines3), ``navigator`` (the saved file), ``strategy`` (RLoT, FixedSeq
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
-from reasonkit.strategies import STRATEGIES
+from reasonkit._lazy import lazy_exports
 
 _LAZY: dict[str, str] = {
     "BLOCKS": "reasonkit.packs",
@@ -50,19 +47,5 @@ _LAZY: dict[str, str] = {
 
 __all__ = sorted(_LAZY)
 
-# The controller builds strategies by name; these two live here (registering is a dict entry, no import).
-STRATEGIES.setdefault("rlot", "reasonkit.navigators.strategy:RLoT")
-STRATEGIES.setdefault("fixed", "reasonkit.navigators.strategy:FixedSequence")
 
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'reasonkit.navigators' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_exports(globals(), _LAZY)

@@ -6,8 +6,7 @@ below resolve on first use.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from reasonkit._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -48,14 +47,4 @@ _LAZY: dict[str, str] = {
 __all__ = ["__version__", *sorted(_LAZY)]
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'reasonkit' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_exports(globals(), _LAZY)

@@ -6,9 +6,7 @@ The protocol and errors import eagerly (no torch); implementations resolve lazil
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
+from reasonkit._lazy import lazy_exports
 from reasonkit.backends.base import (
     CAPABILITIES,
     BackendError,
@@ -30,14 +28,4 @@ _LAZY: dict[str, str] = {
 __all__ = ["CAPABILITIES", "BackendError", "CapabilityError", "LanguageModel", "require_capability", *_LAZY]
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'reasonkit.backends' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_exports(globals(), _LAZY)

@@ -13,9 +13,9 @@ pack machinery (YAML, templates) loads on first use of ``PromptPack`` / ``load_p
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from reasonkit._lazy import lazy_exports
 from reasonkit.packs.blocks import (
     ASPECT_MEANINGS,
     ASPECTS,
@@ -56,14 +56,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'reasonkit.packs' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_exports(globals(), _LAZY)
