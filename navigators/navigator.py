@@ -15,6 +15,7 @@ shared runs no code. The navigator acts greedily: ``act(states)`` is argmax over
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import time
 from dataclasses import dataclass, field
@@ -52,6 +53,15 @@ class Navigator:
     def max_depth(self) -> int | None:
         value = self.metadata.get("max_depth")
         return int(value) if value else None
+
+    @property
+    def fingerprint(self) -> str:
+        """SHA-256 of the weights (names, shapes, float32 bytes): equal for equal policies."""
+        digest = hashlib.sha256()
+        for name, tensor in sorted(self.net.state_dict().items()):
+            digest.update(f"{name}:{tuple(tensor.shape)};".encode())
+            digest.update(tensor.detach().to(torch.float32).cpu().numpy().tobytes())
+        return digest.hexdigest()
 
     def q_values(self, states: np.ndarray) -> np.ndarray:
         """Q-values (B, 5) for states (B, 7) or (7,) of raw scores 0..3."""

@@ -101,6 +101,11 @@ class RLoT:
         if self.max_depth < 1:
             raise ValueError(f"max_depth must be >= 1, got {self.max_depth}")
 
+    @property
+    def identity(self) -> dict[str, Any]:
+        """What makes two runs of this strategy the same (a run directory refuses another)."""
+        return {"navigator_sha256": self.navigator.fingerprint[:16], "max_depth": self.max_depth}
+
     def _policy(self, episodes: Sequence[Episode]) -> Sequence[int]:
         states = np.stack([observation(e.scores or (0,) * 7) for e in episodes])
         return [int(a) for a in self.navigator.act(states)]
@@ -145,6 +150,7 @@ class FixedSequence:
         self.pack = pack
         self.max_depth = max_depth
         self.name = "fixed:" + ",".join(self.blocks)
+        self.identity = {"max_depth": max_depth}
 
     def _policy(self, episodes: Sequence[Episode]) -> Sequence[int]:
         return [

@@ -85,7 +85,10 @@ class Controller:
         return self.run_dir / "records.jsonl" if self.run_dir else None
 
     def _identity(self) -> dict[str, Any]:
-        return {"strategy": self.strategy.name, "backend": self.backend.name, **self.run_info}
+        # A strategy may describe its settings (navigator weights, block sequence, samples): a run
+        # directory then refuses the same strategy name with other settings instead of mixing them.
+        described = getattr(self.strategy, "identity", {})
+        return {"strategy": self.strategy.name, "backend": self.backend.name, **described, **self.run_info}
 
     def _check_run_dir(self) -> None:
         assert self.run_dir is not None

@@ -217,6 +217,10 @@ class SelfConsistency:
     def name(self) -> str:
         return f"sc{self.n}"
 
+    @property
+    def identity(self) -> dict[str, Any]:
+        return {"n": self.n, "temperature": self.temperature, "top_p": self.top_p, "seed": self.seed}
+
     def solve(
         self, problems: Sequence[Problem], backend: LanguageModel, budget: Budget = UNLIMITED
     ) -> list[Trace]:

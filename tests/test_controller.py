@@ -104,6 +104,11 @@ def test_run_dir_guards(tmp_path, backend):
         Controller(backend, Direct(params=SHORT), tmp_path, progress=False).run(other)
     with pytest.raises(RunDirError, match="unique"):
         Controller(backend, Direct(params=SHORT), progress=False).run(problems(2) + problems(1))
+    # the same strategy name with other settings: refused, naming the setting
+    sc_dir = tmp_path / "sc"
+    Controller(backend, SelfConsistency(n=2, temperature=0.7), sc_dir, progress=False).run(problems(1))
+    with pytest.raises(RunDirError, match=r"temperature: stored 0\.7 vs now 0\.9"):
+        Controller(backend, SelfConsistency(n=2, temperature=0.9), sc_dir, progress=False).run(problems(1))
 
 
 def test_summary_hand_computed():

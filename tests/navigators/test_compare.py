@@ -8,6 +8,7 @@ import pytest
 import torch
 from navigator_helpers import ScriptedArithLM
 
+from reasonkit.controller import RunDirError
 from reasonkit.navigators.compare import CompareConfig, compare, navigator_slug, wilson
 from reasonkit.navigators.navigator import Navigator
 from reasonkit.navigators.network import DuelingQNet
@@ -75,3 +76,13 @@ def test_another_navigator_reuses_the_baselines(tmp_path):
         "rlot-a-navigator",
         "rlot-b-navigator",
     ]
+
+
+def test_a_changed_navigator_file_is_not_mixed_with_old_records(tmp_path):
+    path = tmp_path / "nav" / "navigator.safetensors"
+    common = dict(per_ops=1, out=str(tmp_path / "cmp"), progress=False, fixed=("reason",))
+    _constant_navigator(path, 1)
+    compare(CompareConfig(navigator=str(path), **common), backend=ScriptedArithLM())
+    _constant_navigator(path, 4)  # same file name, other weights
+    with pytest.raises(RunDirError, match="navigator_sha256"):
+        compare(CompareConfig(navigator=str(path), **common), backend=ScriptedArithLM())
