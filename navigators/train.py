@@ -31,13 +31,13 @@ that picks the next logic block (reason, decompose, debate, refine, terminate) f
 self-evaluation. With no arguments it trains on the built-in model and the arith task.
 
 For a real model, name it and a task, and give a process reward model if you have one:
-  reasonkit train-navigator --model Qwen/Qwen2.5-7B-Instruct --task math500 \\
+  reasonkit train-navigator --model Qwen/Qwen2.5-7B-Instruct --task math500 --hard-only true \\
       --reward prm --prm math-shepherd:peiyi9979/math-shepherd-mistral-7b-prm --episodes 3000
   reasonkit train-navigator --model openai:http://localhost:8000/v1#Qwen/Qwen2.5-14B-Instruct \\
-      --task gpqa --reward self-eval --n-envs 64 --episodes 3000
+      --task gpqa --hard-only true --reward self-eval --n-envs 64 --episodes 3000
 --model takes an HF id, a local directory or an OpenAI-compatible URL (vLLM, SGLang …); --task takes
 arith, math500, gsm8k, gpqa, aime24, aime25, amc23 or a JSONL file of Problem records. The paper
-trains 3000 episodes on hard problems only (the default). Evaluate the result with
+trains 3000 episodes on hard problems only (--hard-only true; off by default, docs/navigators.md). Evaluate the result with
   reasonkit eval --bench math500 --model ... --strategy rlot --navigator OUT/navigator.safetensors
 """
 
@@ -72,7 +72,11 @@ class TrainNavigatorConfig:
         },
     )
     hard_only: bool = field(
-        default=True, metadata={"help": "train only on problems the model gets wrong with a direct prompt"}
+        default=False,
+        metadata={
+            "help": "train only on problems the model gets wrong with a direct prompt (the paper's setting; "
+            "off by default: the navigator then never sees easy problems' states, docs/navigators.md)"
+        },
     )
     train_problems: int = field(
         default=400, metadata={"help": "problems drawn from the train split before the hard-only filter"}

@@ -51,7 +51,7 @@ def test_short_training_run_beats_a_random_policy():
 def _config(tmp_path, **overrides) -> TrainNavigatorConfig:
     values = dict(
         model="scripted-arith", episodes=60, eval_every=30, train_problems=40, eval_problems=20,
-        n_envs=10, buffer_size=100, batch_size=16, out=str(tmp_path / "run"), progress=False,
+        n_envs=10, buffer_size=100, batch_size=16, out=str(tmp_path / "run"), progress=False, hard_only=True,
     )  # fmt: skip
     return TrainNavigatorConfig(**{**values, **overrides})
 
