@@ -183,6 +183,34 @@ def versions() -> str:
     return ", ".join(parts)
 
 
+def run_cases(
+    cases: Sequence[BenchCase], settings: RunSettings, max_seconds: float | None = None
+) -> tuple[list[Timing], list[str]]:
+    """Time ``cases`` in order, printing each case's rows (stderr) as soon as it is measured.
+
+    With ``max_seconds``, no case starts once that much time has passed (the first always runs):
+    a run cut short by a time limit (first Triton compilations on a GPU take minutes) still has
+    every finished row on screen, and the table says which cases were left out.
+    """
+    timings: list[Timing] = []
+    notes: list[str] = []
+    start = time.perf_counter()
+    for i, case in enumerate(cases, 1):
+        if max_seconds is not None and i > 1 and time.perf_counter() - start > max_seconds:
+            left = ", ".join(f"{c.group} {c.name} {c.sizes}" for c in cases[i - 1 :])
+            notes.append(
+                f"stopped after {i - 1} of {len(cases)} cases (time limit {max_seconds:.0f} s); not run: {left}"
+            )
+            break
+        print(f"[{i}/{len(cases)}] {case.group} {case.name} {case.sizes}", file=sys.stderr, flush=True)
+        measured = time_case(case, settings)
+        timings.extend(measured)
+        print("\n".join(format_table(measured)[2:]), file=sys.stderr, flush=True)
+        if case.note:
+            notes.append(f"{case.group} {case.name} {case.sizes}: {case.note}")
+    return timings, notes
+
+
 def format_table(timings: Sequence[Timing]) -> list[str]:
     """Markdown rows: group | case | sizes | variant | median ms | × base | speed-up | repeats."""
     rows = [
@@ -250,6 +278,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--output", type=Path, default=BENCHMARKS_FILE, help="file to append to")
     parser.add_argument(
+        "--max-minutes",
+        type=float,
+        default=None,
+        help="start no new case after this many minutes; the table notes the cases left out",
+    )
+    parser.add_argument(
         "--threads",
         type=int,
         default=None,
@@ -271,13 +305,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     cases, notes = collect_cases(device, args.quick, args.only)
     if not cases:
         parser.error(f"no benchmark cases for device={device} only={args.only!r}: {notes}")
-    timings: list[Timing] = []
-    for i, case in enumerate(cases, 1):
-        print(f"[{i}/{len(cases)}] {case.group} {case.name} {case.sizes}", file=sys.stderr, flush=True)
-        timings.extend(time_case(case, settings))
-        if case.note:
-            notes.append(f"{case.group} {case.name} {case.sizes}: {case.note}")
-    notes = list(dict.fromkeys([*args.note, *notes]))
+    max_seconds = None if args.max_minutes is None else 60 * args.max_minutes
+    timings, run_notes = run_cases(cases, settings, max_seconds)
+    notes = list(dict.fromkeys([*args.note, *notes, *run_notes]))
     rows = format_table(timings)
     print("\n".join(rows))
     for n in notes:

@@ -86,3 +86,18 @@ def test_cli_runs_the_gla_cases_without_writing(
     monkeypatch.setattr(benchmark, "bench_cases", lambda device, quick=False: [tiny])
     assert bench.main(["--device", "cpu", "--only", "gla", "--no-write", "--threads", "1"]) == 0
     assert "| gla | fwd | tiny | b |" in capsys.readouterr().out
+
+
+def test_a_time_limit_stops_between_cases_and_says_which_were_left_out(capsys) -> None:
+    calls: list[str] = []
+    cases = [
+        BenchCase("toy", f"case{i}", "n=1", {"v": sleeper(0.01, calls, f"case{i}")}, baseline="v")
+        for i in range(3)
+    ]
+    settings = RunSettings(device="cpu", warmup=0, min_repeats=1, max_repeats=1)
+    timings, notes = bench.run_cases(cases, settings, max_seconds=0.0)
+    assert [t.case.name for t in timings] == ["case0"] and calls == ["case0"]  # the first case always runs
+    assert notes == ["stopped after 1 of 3 cases (time limit 0 s); not run: toy case1 n=1, toy case2 n=1"]
+    assert "| toy | case0 | n=1 | v (base) |" in capsys.readouterr().err  # its rows were shown at once
+    timings, notes = bench.run_cases(cases, settings)
+    assert [t.case.name for t in timings] == ["case0", "case1", "case2"] and notes == []
