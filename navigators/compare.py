@@ -4,11 +4,12 @@
 
 Each strategy runs through the controller into its own resumable run directory under ``--out``
 (rerunning skips finished problems; the baselines do not depend on the navigator, so comparing
-another navigator in the same ``--out`` reruns only its own ``rlot-*`` directory); then ``results.md`` / ``results.json`` hold one row per
-strategy — accuracy with a 95 % Wilson interval, tokens and calls per problem, accuracy by number
-of operations (arith) — and ``blocks.png`` the navigator's block-usage histogram. For arith the
-problems are the test split exactly as ``reasonkit eval --bench arith`` draws it
-(``arith.benchmark("test", per_ops)``): never a training or validation problem.
+another navigator in the same ``--out`` reruns only its own ``rlot-*`` directory); then
+``results.md`` / ``results.json`` hold one row per strategy — accuracy with a 95 % Wilson interval,
+tokens and calls per problem, accuracy by number of operations (arith) — and ``blocks.png`` the
+navigator's block-usage histogram. For arith the problems are the test split exactly as
+``reasonkit eval --bench arith`` draws it (``arith.benchmark("test", per_ops)``): never a training
+or validation problem.
 """
 
 from __future__ import annotations
