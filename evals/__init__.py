@@ -14,6 +14,11 @@ from __future__ import annotations
 
 from reasonkit._lazy import lazy_exports
 
+if __name__ != "reasonkit.evals":  # imported as bare `evals` from the clone root
+    from reasonkit._shadow import defer_to_installed
+
+    defer_to_installed(__name__, __file__)
+
 _LAZY: dict[str, str] = {
     "load": "reasonkit.evals.loaders",
     "data_root": "reasonkit.evals.loaders",

@@ -15,6 +15,11 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+if __name__ != "reasonkit.kernels":  # imported as bare `kernels` from the clone root
+    from reasonkit._shadow import defer_to_installed
+
+    defer_to_installed(__name__, __file__)
+
 _LAZY: dict[str, str] = {
     # gated linear attention
     "chunk_gla": "reasonkit.kernels.gla",

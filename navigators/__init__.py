@@ -21,6 +21,11 @@ from __future__ import annotations
 
 from reasonkit._lazy import lazy_exports
 
+if __name__ != "reasonkit.navigators":  # imported as bare `navigators` from the clone root
+    from reasonkit._shadow import defer_to_installed
+
+    defer_to_installed(__name__, __file__)
+
 _LAZY: dict[str, str] = {
     "BLOCKS": "reasonkit.packs",
     "MAX_DEPTH": "reasonkit.navigators.blocks",

@@ -11,56 +11,45 @@ modules (an LLM step, a calculator, a verifier), and the study itself
     ...                      slots=2, width=40, controller_view=(1,))
 """
 
-from reasonkit.workspaces.command import run_study, train_workspace_command
-from reasonkit.workspaces.config import WorkspaceConfig
-from reasonkit.workspaces.gating import Controller, gate, reactive_controller
-from reasonkit.workspaces.number_modules import (
-    DigitEncoder,
-    InputModule,
-    LearnedShiftIncrement,
-    MLPIncrement,
-    Readout,
-    ShiftIncrement,
-    number_code,
-)
-from reasonkit.workspaces.router import GatedRouter, RouteResult, RouterOutput, WorkspaceModule
-from reasonkit.workspaces.state import WorkspaceState
-from reasonkit.workspaces.text_modules import (
-    CalculatorModule,
-    HashedNgramEncoder,
-    LLMStepModule,
-    PatternEncoder,
-    TextEncoder,
-    TextModule,
-    TextOutput,
-    VerifierModule,
-)
+from __future__ import annotations
 
-__all__ = [
-    "CalculatorModule",
-    "Controller",
-    "DigitEncoder",
-    "GatedRouter",
-    "HashedNgramEncoder",
-    "InputModule",
-    "LLMStepModule",
-    "LearnedShiftIncrement",
-    "MLPIncrement",
-    "PatternEncoder",
-    "Readout",
-    "RouteResult",
-    "RouterOutput",
-    "ShiftIncrement",
-    "TextEncoder",
-    "TextModule",
-    "TextOutput",
-    "VerifierModule",
-    "WorkspaceConfig",
-    "WorkspaceModule",
-    "WorkspaceState",
-    "gate",
-    "number_code",
-    "reactive_controller",
-    "run_study",
-    "train_workspace_command",
-]
+from reasonkit._lazy import lazy_exports
+
+if __name__ != "reasonkit.workspaces":  # imported as bare `workspaces` from the clone root
+    from reasonkit._shadow import defer_to_installed
+
+    defer_to_installed(__name__, __file__)
+
+_LAZY: dict[str, str] = {
+    "run_study": "reasonkit.workspaces.command",
+    "train_workspace_command": "reasonkit.workspaces.command",
+    "WorkspaceConfig": "reasonkit.workspaces.config",
+    "Controller": "reasonkit.workspaces.gating",
+    "gate": "reasonkit.workspaces.gating",
+    "reactive_controller": "reasonkit.workspaces.gating",
+    "DigitEncoder": "reasonkit.workspaces.number_modules",
+    "InputModule": "reasonkit.workspaces.number_modules",
+    "LearnedShiftIncrement": "reasonkit.workspaces.number_modules",
+    "MLPIncrement": "reasonkit.workspaces.number_modules",
+    "Readout": "reasonkit.workspaces.number_modules",
+    "ShiftIncrement": "reasonkit.workspaces.number_modules",
+    "number_code": "reasonkit.workspaces.number_modules",
+    "GatedRouter": "reasonkit.workspaces.router",
+    "RouteResult": "reasonkit.workspaces.router",
+    "RouterOutput": "reasonkit.workspaces.router",
+    "WorkspaceModule": "reasonkit.workspaces.router",
+    "WorkspaceState": "reasonkit.workspaces.state",
+    "CalculatorModule": "reasonkit.workspaces.text_modules",
+    "HashedNgramEncoder": "reasonkit.workspaces.text_modules",
+    "LLMStepModule": "reasonkit.workspaces.text_modules",
+    "PatternEncoder": "reasonkit.workspaces.text_modules",
+    "TextEncoder": "reasonkit.workspaces.text_modules",
+    "TextModule": "reasonkit.workspaces.text_modules",
+    "TextOutput": "reasonkit.workspaces.text_modules",
+    "VerifierModule": "reasonkit.workspaces.text_modules",
+}
+
+__all__ = sorted(_LAZY)
+
+
+__getattr__, __dir__ = lazy_exports(globals(), _LAZY)
