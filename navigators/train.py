@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from reasonkit.backends.threads import THREADS_HELP, check_threads
 from reasonkit.config import config_to_dict, parse_config
 from reasonkit.navigators.rewards import REWARDS
 from reasonkit.navigators.training_run import TrainingRun
@@ -108,10 +109,7 @@ class TrainNavigatorConfig:
     epsilon_final: float = field(default=0.0, metadata={"help": "exploration rate floor"})
     threads: int | None = field(
         default=None,
-        metadata={
-            "help": "torch CPU threads (default: 1 for the built-in model, whose tiny matmuls run fastest on "
-            "one thread and slow down badly when threads contend; torch's own choice otherwise)"
-        },
+        metadata={"help": THREADS_HELP},
     )
     cache: bool = field(default=True, metadata={"help": "cache backend calls in OUT/cache.sqlite"})
     progress: bool = field(default=True, metadata={"help": "show a progress bar"})
@@ -124,8 +122,7 @@ class TrainNavigatorConfig:
         for name in ("episodes", "train_problems", "eval_problems", "eval_every", "n_envs", "max_depth"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
-        if self.threads is not None and self.threads < 1:
-            raise ValueError(f"--threads must be >= 1, got {self.threads}")
+        check_threads(self.threads)
         if not self.task.strip():
             raise ValueError("--task is empty; use arith, a benchmark name or a JSONL file")
 
@@ -143,16 +140,6 @@ class TrainResult:
     summary: dict[str, Any]
 
 
-def set_threads(threads: int | None, model: str) -> None:
-    """Set torch's CPU threads: ``threads``, else 1 for the built-in model (see the flag's help)."""
-    import torch
-
-    if threads is None and model == "builtin":
-        threads = 1
-    if threads is not None:
-        torch.set_num_threads(threads)
-
-
 def block_histogram(traces: Sequence[Any]) -> dict[str, int]:
     """How often each block was chosen over ``traces`` (RLoT traces carry ``meta["blocks"]``)."""
     counts = Counter(b for t in traces for b in t.meta.get("blocks", ()))
@@ -167,6 +154,7 @@ def train_navigator(config: TrainNavigatorConfig, backend: Any = None) -> TrainR
     """
     from reasonkit.backends.cached import CachedBackend
     from reasonkit.backends.loading import load_backend
+    from reasonkit.backends.threads import set_threads
     from reasonkit.navigators.dqn import DuelingDoubleDQN
     from reasonkit.navigators.env import ThoughtVecEnv
     from reasonkit.navigators.monitor import TrainingMonitor
@@ -175,13 +163,13 @@ def train_navigator(config: TrainNavigatorConfig, backend: Any = None) -> TrainR
     from reasonkit.strategies import Direct, resolve_pack
 
     started = time.perf_counter()
-    set_threads(config.threads, config.model)
     # Everything a user can get wrong fails here, before the run directory is touched.
     pool = load_task(config.task, "train", config.train_problems, seed=config.seed)
     validation = load_task(config.task, "validation", config.eval_problems, seed=config.seed)
     reward = make_reward(config.reward, config.prm)
     if backend is None:
         backend = load_backend(config.model)
+    set_threads(config.threads, backend)
     run = TrainingRun(config.out or default_out(config))
     settings = config_to_dict(config)
     state = run.open(settings)
