@@ -209,18 +209,26 @@ def extract_choice(text: str, n_choices: int = 4) -> str | None:
 # ---------------------------------------------------------------- math answers as strings
 
 _FINAL_ANSWER_MATH = re.compile(r"(?i)answer\s+is\s*:?\s*\$([^$\n]{1,300})\$")
+# "The answer is 13." / "Final answer: x+1": the rest of the line, without a closing full stop.
+_FINAL_ANSWER_PLAIN = re.compile(r"(?i)\banswer(?:\s+is|\s*:)\s*([^$\n]{1,300})")
 
 
 def extract_math(text: str) -> str | None:
-    """The LaTeX answer a response states (last ``\\boxed{}``, else "answer is $…$"), for traces and votes.
+    """The LaTeX answer a response states (last ``\\boxed{}``, else "answer is $…$", else the rest of the
+    line after "answer is" / "answer:"), for votes and for traces of ungraded problems.
 
-    Grading does not use this string: Math-Verify reads the whole response itself.
+    Grading does not use this string: Math-Verify reads the whole response itself, and a graded
+    trace shows the answer Math-Verify extracted (:func:`grade_and_extract`).
     """
     boxed = extract_boxed(text)
     if boxed is not None:
         return boxed
     found = _FINAL_ANSWER_MATH.findall(text)
-    return found[-1].strip() if found else None
+    if found:
+        return found[-1].strip()
+    plain = _FINAL_ANSWER_PLAIN.findall(text[-4000:])
+    stated = plain[-1].strip().rstrip(".").strip() if plain else ""
+    return stated or None
 
 
 def normalize_math(answer: str) -> str:
@@ -267,7 +275,19 @@ def grade_many(
     verifier: MathVerifier | None = None,
 ) -> list[bool]:
     """Grade many ``(prediction, gold, kind)`` triples; math ones go to the worker in one batch."""
-    results: list[bool] = [False] * len(items)
+    return [ok for ok, _ in grade_and_extract(items, n_choices=n_choices, verifier=verifier)]
+
+
+def grade_and_extract(
+    items: Sequence[tuple[str, str, str]],
+    *,
+    n_choices: int | None = None,
+    verifier: MathVerifier | None = None,
+) -> list[tuple[bool, str | None]]:
+    """Like :func:`grade_many`, with the answer each verdict was about: the extractor's result for
+    int / arith / choice, Math-Verify's own extraction (light-normalised) for math. A trace shows this
+    answer, so the answer printed is always the answer graded."""
+    results: list[tuple[bool, str | None]] = [(False, None)] * len(items)
     math_index: list[int] = []
     for i, (prediction, gold, kind) in enumerate(items):
         _check_kind(kind)
@@ -277,21 +297,23 @@ def grade_many(
             number = canonical_number(_strip_latex(gold).strip())
             if number is None:
                 raise ValueError(f"item {i}: an {kind} gold answer must be a number, got {gold[:40]!r}")
-            results[i] = _same_number(extract_int(prediction), number)
+            found = extract_int(prediction)
+            results[i] = (_same_number(found, number), found)
         elif kind == "choice":
             letter = gold.strip().upper()
             if not re.fullmatch(r"[A-Z]", letter):
                 raise ValueError(f"item {i}: a choice gold answer must be one letter A-Z, got {gold!r}")
             n = n_choices or max(4, ord(letter) - ord("A") + 1)
-            results[i] = extract_choice(prediction, n) == letter
+            found = extract_choice(prediction, n)
+            results[i] = (found == letter, found)
         elif prediction.strip() and gold.strip():
             math_index.append(i)
     if math_index:
-        verdicts = (verifier or default_verifier()).verify_many(
+        checked = (verifier or default_verifier()).check_many(
             [(items[i][0], items[i][1]) for i in math_index]
         )
-        for i, verdict in zip(math_index, verdicts):
-            results[i] = bool(verdict)
+        for i, (verdict, extracted) in zip(math_index, checked):
+            results[i] = (bool(verdict), normalize_math(extracted) if extracted else None)
     return results
 
 
@@ -321,13 +343,16 @@ def _serve_math_worker() -> None:
     protocol.flush()
     for line in sys.stdin:
         request = json.loads(line)
+        ok, extracted = False, None
         try:
             gold = parse("\\boxed{" + request["gold"] + "}", gold_config, parsing_timeout=None)
             pred = parse(request["pred"], pred_config, parsing_timeout=None)
+            # parse returns [sympy object, the string it was read from] (or [] when nothing parsed)
+            extracted = str(pred[-1]) if pred else None
             ok = bool(verify(gold, pred, timeout_seconds=None))
         except Exception:  # Math-Verify failing on odd input means "not shown equal", never a crash
             ok = False
-        protocol.write(json.dumps({"ok": ok}) + "\n")
+        protocol.write(json.dumps({"ok": ok, "pred": extracted}) + "\n")
         protocol.flush()
 
 
@@ -388,7 +413,11 @@ class MathVerifier:
 
     def verify_many(self, pairs: Sequence[tuple[str, str]]) -> list[bool | None]:
         """``verify(parse(gold), parse(prediction))`` for each ``(prediction, gold)``; None on timeout."""
-        out: list[bool | None] = []
+        return [verdict for verdict, _ in self.check_many(pairs)]
+
+    def check_many(self, pairs: Sequence[tuple[str, str]]) -> list[tuple[bool | None, str | None]]:
+        """:meth:`verify_many`'s verdicts with the answer string Math-Verify read from each prediction."""
+        out: list[tuple[bool | None, str | None]] = []
         with self._lock:
             for prediction, gold in pairs:
                 if self._proc is None or self._proc.poll() is not None:
@@ -407,9 +436,10 @@ class MathVerifier:
                     self.timeouts += 1
                     self._stop()
                     self.restarts += 1
-                    out.append(None)
+                    out.append((None, None))
                     continue
-                out.append(bool(json.loads(reply)["ok"]))
+                answer = json.loads(reply)
+                out.append((bool(answer["ok"]), answer.get("pred")))
         return out
 
     def close(self) -> None:

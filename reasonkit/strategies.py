@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from reasonkit.answers import extract_answer, grade_many
+from reasonkit.answers import extract_answer, grade_and_extract
 from reasonkit.backends.base import LanguageModel
 from reasonkit.types import Completion, Cost, Problem, Prompt, SamplingParams, Step, Trace, prompt_text
 
@@ -115,8 +115,8 @@ def finish_traces(
 ) -> list[Trace]:
     """Extract each problem's answer from its final text, grade the batch at once, build traces."""
     gradable = [i for i, p in enumerate(problems) if p.answer != ""]
-    verdicts = grade_many([(final_texts[i], problems[i].answer, problems[i].kind) for i in gradable])
-    graded: dict[int, bool] = dict(zip(gradable, verdicts))
+    checked = grade_and_extract([(final_texts[i], problems[i].answer, problems[i].kind) for i in gradable])
+    graded: dict[int, tuple[bool, str | None]] = dict(zip(gradable, checked))
     traces = []
     for i, problem in enumerate(problems):
         cost = sum((s.cost for s in steps[i]), Cost())
@@ -129,8 +129,11 @@ def finish_traces(
             Trace(
                 problem_id=problem.id,
                 steps=tuple(steps[i]),
-                answer=extract_answer(final_texts[i], problem.kind, n_choices(problem)),
-                correct=graded.get(i),
+                # a graded trace shows the answer the grader read (Math-Verify's, for math)
+                answer=graded[i][1]
+                if i in graded
+                else extract_answer(final_texts[i], problem.kind, n_choices(problem)),
+                correct=graded[i][0] if i in graded else None,
                 cost=cost,
                 meta=trace_meta,
             )

@@ -18,6 +18,7 @@ from reasonkit.answers import (
     extract_choice,
     extract_int,
     extract_math,
+    grade_and_extract,
     grade_many,
     is_correct,
 )
@@ -181,6 +182,33 @@ def test_extract_answer_per_kind():
     assert extract_answer("#### 0042", "int") == "42"
     assert extract_answer("Answer: B", "choice") == "B"
     assert extract_math("nothing") is None
+    # a plain statement without $…$ (the built-in model's "The answer is 13")
+    assert extract_answer("48-35=13|13;The answer is 13", "math") == "13"
+    assert extract_math("Final answer: x + 1.") == "x + 1"
+
+
+def test_graded_answer_is_the_one_the_grader_read():
+    # Math-Verify reads the last expression of an unmarked response; the trace must show that answer,
+    # not the regex extractor's (None here), so "answer: None (correct)" cannot happen.
+    checked = grade_and_extract(
+        [
+            ("first 5, then finally 7", "7", "math"),
+            (r"so $\boxed{\dfrac{1}{2}}$", "0.5", "math"),
+            ("The answer is 13", "13", "math"),
+            ("#### 0042", "42", "int"),
+            ("(A) looks tempting, but\nAnswer: C", "C", "choice"),
+            ("no answer here", "3", "int"),
+        ]
+    )
+    assert checked == [
+        (True, "7"),
+        (True, r"\frac{1}{2}"),
+        (True, "13"),
+        (True, "42"),
+        (True, "C"),
+        (False, None),
+    ]
+    assert extract_math("first 5, then finally 7") is None  # why the grader's reading is needed
 
 
 def test_bad_input_names_the_problem():
