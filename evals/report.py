@@ -104,13 +104,15 @@ def read_summary(run_dir: str | Path) -> dict[str, Any]:
 
 
 def compare_runs(run_dirs: Sequence[str | Path]) -> tuple[str, dict[str, dict[str, float]]]:
-    """A markdown table, rows strategy (and model when runs differ), columns benchmark, cells accuracy
-    in % with the problem count; and the same figures as ``{benchmark: {row: accuracy}}`` for a plot."""
+    """Two markdown tables, rows strategy (and model when runs differ), columns benchmark: accuracy in %
+    with the problem count, then tokens per problem (what the accuracy cost); and the accuracies as
+    ``{benchmark: {row: accuracy}}`` for a plot."""
     if not run_dirs:
         raise ValueError("give one or more run directories: reasonkit eval compare runs/a runs/b")
     summaries = [read_summary(d) for d in run_dirs]
     models = {str(s.get("model", s.get("backend"))) for s in summaries}
     cells: dict[str, dict[str, str]] = {}
+    tokens: dict[str, dict[str, str]] = {}
     figures: dict[str, dict[str, float]] = {}
     for directory, s in zip(run_dirs, summaries):
         row = _label(s) if len(models) == 1 else f"{s.get('model', s.get('backend'))} / {_label(s)}"
@@ -118,18 +120,35 @@ def compare_runs(run_dirs: Sequence[str | Path]) -> tuple[str, dict[str, dict[st
         if bench in cells.get(row, {}):
             raise ValueError(f"two runs of {row} on {bench} (one is {directory}); compare one run per cell")
         cells.setdefault(row, {})[bench] = f"{_pct(s['accuracy'])} (n={s.get('n', 0)})"
+        per = s.get("tokens_per_problem")
+        tokens.setdefault(row, {})[bench] = "" if per is None else f"{per:.0f}"
         figures.setdefault(bench, {})[row] = 100 * (s["accuracy"] or 0.0)
     benches = list(figures)
-    lines = [f"| strategy | {' | '.join(benches)} |", "|---|" + "---:|" * len(benches)]
-    lines += [f"| {row} | " + " | ".join(v.get(b, "") for b in benches) + " |" for row, v in cells.items()]
-    title = f"accuracy (%) — model {models.pop()}" if len(models) == 1 else "accuracy (%)"
-    return f"{title}\n\n" + "\n".join(lines) + "\n", figures
+
+    def table(values: dict[str, dict[str, str]]) -> list[str]:
+        lines = [f"| strategy | {' | '.join(benches)} |", "|---|" + "---:|" * len(benches)]
+        return lines + [
+            f"| {row} | " + " | ".join(v.get(b, "") for b in benches) + " |" for row, v in values.items()
+        ]
+
+    model = f" — model {models.pop()}" if len(models) == 1 else ""
+    parts = [
+        f"accuracy (%){model}",
+        "",
+        *table(cells),
+        "",
+        "tokens per problem (prompt + completion, all calls)",
+        "",
+        *table(tokens),
+    ]
+    return "\n".join(parts) + "\n", figures
 
 
 def compare_command(argv: Sequence[str]) -> int:
     """``reasonkit eval compare DIR... [--out table.md]`` (also writes table.png beside ``--out``)."""
     parser = argparse.ArgumentParser(
-        prog="reasonkit eval compare", description="One strategy x benchmark accuracy table from eval runs."
+        prog="reasonkit eval compare",
+        description="Strategy x benchmark tables (accuracy, tokens per problem) from eval runs.",
     )
     parser.add_argument("runs", nargs="+", help="eval run directories (each holds summary.json)")
     parser.add_argument("--out", help="write the table to this markdown file and a PNG beside it")

@@ -14,17 +14,17 @@ Interrupt it at any point and run the same command again: finished problems are 
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import importlib
+import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from reasonkit.answers import DEFAULT_MATH_TIMEOUT, default_verifier, grade_many
 from reasonkit.backends.base import LanguageModel
+from reasonkit.backends.options import BackendOptions
 from reasonkit.controller import Controller
 from reasonkit.evals.loaders import load
 from reasonkit.evals.metrics import accuracy, breakdown, sample_metrics, stderr
@@ -37,7 +37,7 @@ GROUP_KEYS: tuple[str, ...] = ("subject", "level", "domain")
 
 
 @dataclass
-class EvalConfig:
+class EvalConfig(BackendOptions):
     """Evaluate a model and a strategy on a benchmark: reasonkit eval --bench math500 --model SPEC --out DIR"""
 
     bench: str = field(
@@ -58,7 +58,11 @@ class EvalConfig:
     max_new_tokens: int | None = field(
         default=None, metadata={"help": "generation budget per call (default: the prompt's, 4096 for CoT)"}
     )
-    limit: int | None = field(default=None, metadata={"help": "evaluate only the first N problems"})
+    limit: int | None = field(
+        default=None,
+        metadata={"help": "evaluate only N problems: a dataset's first N; for the generated arith benchmark a "
+                          "sample drawn with --seed, spread evenly over operation counts (1-8)"},
+    )  # fmt: skip
     data: str | None = field(
         default=None, metadata={"help": "data folder or file (default $REASONKIT_DATA, else ../shared/data)"}
     )
@@ -84,6 +88,7 @@ class EvalConfig:
     progress: bool = field(default=True, metadata={"help": "show a progress bar"})
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if not self.bench:
             raise ValueError("give a benchmark: --bench math500 (or aime24, gpqa_diamond, my.jsonl …)")
         if not self.out:
@@ -100,6 +105,11 @@ class EvalConfig:
                 "(it reports maj@n as accuracy plus avg@n and pass@k)"
             )
 
+    @property
+    def generated(self) -> bool:
+        """Whether the benchmark is generated (arith without --data), not a fixed dataset."""
+        return self.bench.lower() == "arith" and self.data is None
+
     def load_options(self) -> dict[str, Any]:
         options: dict[str, Any] = {}
         if self.field_map:
@@ -112,7 +122,7 @@ class EvalConfig:
             options["kind"] = self.kind
         if self.split is not None:
             options["split"] = self.split
-        if self.bench.lower().startswith("gpqa") or (self.bench.lower() == "arith" and self.data is None):
+        if self.bench.lower().startswith("gpqa") or self.generated:
             options["seed"] = self.seed
         return options
 
@@ -120,14 +130,6 @@ class EvalConfig:
 def build_strategy(config: EvalConfig, backend: LanguageModel, problems: Sequence[Problem]) -> Strategy:
     """The strategy, with benchmark prompts for chat models and the run's sampling settings."""
     name = config.strategy
-    if name == "rlot" and name not in STRATEGIES:
-        with contextlib.suppress(ImportError):  # the navigators package registers rlot when imported
-            importlib.import_module("reasonkit.navigators")
-        if name not in STRATEGIES:
-            raise ValueError(
-                "--strategy rlot needs RL-of-Thoughts navigators (reasonkit.navigators), which this installation "
-                "does not provide yet; use --strategy direct, cot or sc"
-            )
     if name not in STRATEGIES:
         raise ValueError(f"unknown strategy {name!r}; choose one of {sorted(STRATEGIES)}")
     if name not in ("direct", "cot", "sc"):
@@ -164,12 +166,8 @@ def _pack(config: EvalConfig, backend: LanguageModel, problems: Sequence[Problem
 
 
 def _load_backend(config: EvalConfig) -> LanguageModel:
-    from reasonkit.backends.loading import load_backend, parse_spec
-
-    kwargs: dict[str, Any] = {}
-    if parse_spec(config.model).kind == "openai":
-        kwargs["max_concurrency"] = config.concurrency
-    return load_backend(config.model, **kwargs)
+    backend: LanguageModel = config.load(config.model, server={"max_concurrency": config.concurrency})
+    return backend
 
 
 def _samples(trace: Trace) -> tuple[list[str], list[str | None]] | None:
@@ -214,6 +212,24 @@ def eval_summary(
     return summary
 
 
+def spread_order(problems: Sequence[Problem], group: Callable[[Problem], Any], seed: int) -> list[Problem]:
+    """``problems`` reordered so that every prefix covers the groups (e.g. operation counts) evenly: a
+    seeded shuffle within each group, then one problem from each group in turn. ``--limit N`` takes a
+    prefix, so a larger limit later extends a run instead of replacing its problems."""
+    groups: dict[Any, list[Problem]] = {}
+    for problem in problems:
+        groups.setdefault(group(problem), []).append(problem)
+    rng = random.Random(seed)
+    for members in groups.values():
+        rng.shuffle(members)
+    return [
+        members[i]
+        for i in range(max(map(len, groups.values()), default=0))
+        for members in groups.values()
+        if i < len(members)
+    ]
+
+
 def _check_limit(out: Path, problems: Sequence[Problem], limit: int) -> None:
     """Refuse a --limit smaller than what the run directory already holds, with the fix."""
     records = out / "records.jsonl"
@@ -241,6 +257,8 @@ def run_eval(
     """
     problems = load(config.bench, config.data, **config.load_options())
     if config.limit is not None:
+        if config.generated:
+            problems = spread_order(problems, lambda p: p.meta.get("n_ops"), config.seed)
         _check_limit(Path(config.out), problems, config.limit)
         problems = problems[: config.limit]
     default_verifier().timeout = config.grade_timeout

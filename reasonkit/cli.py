@@ -74,6 +74,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command is None:
         print(f"reasonkit: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
+    from reasonkit.hints import use_command_line_hints
+
+    use_command_line_hints()  # errors name flags (--request-timeout), not Python arguments (timeout=)
     module_name, func_name = command.target.split(":")
     func = getattr(importlib.import_module(module_name), func_name)
     try:

@@ -59,14 +59,33 @@ def _field_kwargs(f: dataclasses.Field, tp: Any) -> dict[str, Any]:
     elif origin in (tuple, list):
         args = [a for a in typing.get_args(tp) if a is not Ellipsis]
         kwargs.update(type=args[0] if args else str, nargs="*")
-    elif tp in (int, float, str):
-        kwargs.update(type=tp)
+    elif tp in (int, float):
+        kwargs.update(type=_number_parser(tp, optional))
+    elif tp is str:
+        kwargs.update(type=str)
     else:
         kwargs.update(type=str)
-    if optional and kwargs.get("type") in (int, float):
-        inner = kwargs["type"]
-        kwargs["type"] = lambda s, inner=inner: None if s.lower() in {"none", "null"} else inner(s)
     return kwargs
+
+
+_NUMBER_WORDS = {int: "a whole number", float: "a number"}
+
+
+def _number_parser(kind: type, optional: bool) -> Any:
+    """An argparse ``type`` whose error names what was expected ("argument --limit: expected a whole
+    number, got 'abc'") instead of argparse's "invalid <lambda> value"."""
+
+    def parse(text: str) -> Any:
+        if optional and text.strip().lower() in {"none", "null"}:
+            return None
+        try:
+            return kind(text)
+        except ValueError:
+            extra = " (or none)" if optional else ""
+            raise argparse.ArgumentTypeError(f"expected {_NUMBER_WORDS[kind]}{extra}, got {text!r}") from None
+
+    parse.__name__ = kind.__name__
+    return parse
 
 
 def _default_repr(f: dataclasses.Field) -> str:
@@ -94,7 +113,10 @@ def build_parser(
         help="YAML file of field: value pairs; flags given on the command line override it",
     )
     hints = typing.get_type_hints(cls)
-    for f in dataclasses.fields(cls):
+    # the command's own fields first, shared ones inherited from a base (e.g. BackendOptions) after them
+    own = vars(cls).get("__annotations__", {})
+    fields = sorted(dataclasses.fields(cls), key=lambda f: f.name not in own)
+    for f in fields:
         if not f.init or f.metadata.get("cli") is False:
             continue
         kwargs = _field_kwargs(f, hints[f.name])

@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reasonkit.backends.base import LanguageModel
+from reasonkit.backends.base import LanguageModel, declared_kinds, warn_outside_training
+from reasonkit.backends.options import BackendOptions
 from reasonkit.rundir import JsonlAppender, atomic_write_json, iter_jsonl, read_json
 from reasonkit.strategies import UNLIMITED, Budget, Strategy, make_strategy
 from reasonkit.types import Problem, Trace
@@ -136,6 +137,8 @@ class Controller:
             self._check_run_dir()
             done = self.load_records(problems)
         todo = [p for p in problems if p.id not in done]
+        if todo:
+            warn_outside_training(self.backend, (p.kind for p in todo), "this problem set")
         start = time.perf_counter()
         previous_wall = self._previous_wall() if done else 0.0
         appender = JsonlAppender(self.records_path) if self.records_path else None
@@ -187,27 +190,31 @@ def solve(
     model: str | LanguageModel = "builtin",
     strategy: str | Strategy = "cot",
     answer: str = "",
-    kind: str = "math",
+    kind: str | None = None,
     choices: Sequence[str] | None = None,
     **strategy_options: Any,
 ) -> Trace:
     """Solve one question and return its trace. ``answer`` (optional) grades it.
 
     ``model`` is a backend spec (see :func:`reasonkit.backends.loading.load_backend`) or a backend;
-    ``strategy`` a name (``direct``, ``cot``, ``sc``, ``rlot`` …) or a strategy object.
+    ``strategy`` a name (``direct``, ``cot``, ``sc``, ``rlot`` …) or a strategy object; ``kind`` the
+    answer kind (default: the one the model was trained for, e.g. arith for the built-in model, else
+    math).
     """
     from reasonkit.backends.loading import load_backend
 
     backend = load_backend(model) if isinstance(model, str) else model
     strat = make_strategy(strategy, **strategy_options) if isinstance(strategy, str) else strategy
+    if kind is None:
+        kind = (declared_kinds(backend) or ("math",))[0]
     problem = Problem(
         id="q0", question=question, answer=answer, kind=kind, choices=tuple(choices) if choices else None
     )
-    return strat.solve([problem], backend)[0]
+    return Controller(backend, strat, progress=False).run([problem]).traces[0]
 
 
 @dataclass
-class SolveConfig:
+class SolveConfig(BackendOptions):
     """Solve one question and print its trace: reasonkit solve "12+7*3" --kind arith --answer 33"""
 
     question: str = field(
@@ -220,11 +227,17 @@ class SolveConfig:
     strategy: str = field(default="cot", metadata={"help": "direct, cot, sc, or a method's strategy (rlot)"})
     n: int | None = field(default=None, metadata={"help": "samples for sc (default 5)"})
     navigator: str | None = field(default=None, metadata={"help": "navigator file for --strategy rlot"})
-    kind: str = field(default="math", metadata={"help": "answer kind: math, int, choice, arith"})
+    kind: str | None = field(
+        default=None,
+        metadata={
+            "help": "answer kind: math, int, choice, arith (default: arith for the built-in model, else math)"
+        },
+    )
     answer: str = field(default="", metadata={"help": "gold answer, to grade the result (optional)"})
     json: bool = field(default=False, metadata={"help": "print the trace as one JSON line instead of text"})
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if not self.question.strip():
             raise ValueError('give a question: reasonkit solve "What is 12+7*3?"')
 
@@ -258,7 +271,7 @@ def solve_command(argv: Sequence[str]) -> int:
         options["navigator"] = config.navigator
     trace = solve(
         config.question,
-        model=config.model,
+        model=config.load(config.model),
         strategy=config.strategy,
         answer=config.answer,
         kind=config.kind,

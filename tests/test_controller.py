@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 
 import pytest
 import torch
@@ -161,3 +162,35 @@ def test_make_strategy_and_solve(backend):
     trace = solve("What is 1 + 2?", model=backend, strategy=Direct(params=SHORT), answer="3", kind="int")
     assert trace.problem_id == "q0" and trace.correct is not None
     assert "answer:" in format_trace(trace)
+
+
+def test_solve_on_the_builtin_model_prints_the_answer_it_graded():
+    # the README's first example: no --kind, so the model's own kind (arith) is used
+    trace = solve("48-7*(3+2)", model="builtin", strategy="cot", answer="13")
+    assert (trace.answer, trace.correct, trace.meta["kind"]) == ("13", True, "arith")
+    assert format_trace(trace).splitlines()[-2] == "answer: 13  (correct)"
+    # asked as a math problem, it is graded by Math-Verify and shows Math-Verify's reading
+    as_math = solve("48-7*(3+2)", model="builtin", strategy="cot", answer="13", kind="math")
+    assert (as_math.answer, as_math.correct) == ("13", True)
+
+
+def test_a_model_trained_for_one_kind_warns_once_on_others(backend):
+    from reasonkit.backends.loading import load_backend
+
+    builtin = load_backend("builtin")
+    assert builtin.kinds == ("arith",) and backend.kinds is None
+    math_problems = [Problem(id=f"m{i}", question=f"{i}+1", answer=str(i + 1), kind="math") for i in range(3)]
+    with pytest.warns(UserWarning, match=r"trained only on the arith task.*kind math") as caught:
+        Controller(builtin, Direct(), batch_size=2, progress=False).run(math_problems)
+    assert len([w for w in caught if "trained only" in str(w.message)]) == 1
+    arith_problems = [Problem(id="a", question="2+3", answer="5", kind="arith")]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # its own task, and a general-purpose model: no warning
+        Controller(builtin, Direct(), progress=False).run(arith_problems)
+        Controller(backend, Direct(params=SHORT), progress=False).run(math_problems)
+    with warnings.catch_warnings(record=True) as chat:
+        warnings.simplefilter("always")
+        builtin.generate([[{"role": "user", "content": "hi"}]] * 2, SamplingParams(max_new_tokens=2))
+    assert [str(w.message)[:61] for w in chat] == [
+        "'builtin' was trained only on the arith task's compact prompt"
+    ]

@@ -19,8 +19,9 @@ Capabilities:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+import warnings
+from collections.abc import Iterable, Sequence
+from typing import Any, Protocol, runtime_checkable
 
 from reasonkit.types import Completion, Prompt, SamplingParams
 
@@ -45,6 +46,29 @@ class LanguageModel(Protocol):
     def generate(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[list[Completion]]:
         """One list of ``params.n`` completions per prompt, in prompt order."""
         ...
+
+
+def declared_kinds(backend: Any) -> tuple[str, ...] | None:
+    """The problem kinds a backend's model was trained for (a model card's ``"kinds"``), or None: any."""
+    kinds = getattr(backend, "kinds", None)
+    return tuple(kinds) if kinds else None
+
+
+def warn_outside_training(backend: Any, kinds: Iterable[str], what: str, stacklevel: int = 3) -> bool:
+    """Warn once (returns True) when ``kinds`` holds problem kinds ``backend``'s model was never trained
+    for, e.g. the built-in arith model pointed at MATH-500; a general-purpose model declares none."""
+    known = declared_kinds(backend)
+    other = sorted(set(kinds) - set(known)) if known else []
+    if not other:
+        return False
+    warnings.warn(
+        f"{backend.name!r} was trained only on the {'/'.join(known or ())} task; {what} has problems of "
+        f"kind {', '.join(other)}, which it has never seen, so expect near-zero accuracy. For these, "
+        "point --model at an instruction-tuned LLM (an HF id, a local directory or a server URL)",
+        UserWarning,
+        stacklevel=stacklevel,
+    )
+    return True
 
 
 def require_capability(backend: LanguageModel, capability: str, needed_by: str) -> None:

@@ -81,12 +81,15 @@ class HFBackend:
         self.fingerprint: str = f"{self.name}@{digest}" if digest else self.name
         self.batch_size = batch_size
         self.prompt_pack: str = prompt_pack or str(card.get("prompt_pack", "natural"))
+        #: problem kinds the model was trained for (the model card's "kinds"); None: a general-purpose model
+        self.kinds: tuple[str, ...] | None = tuple(card["kinds"]) if card.get("kinds") else None
         self.capabilities: frozenset[str] = frozenset(
             {"loglikelihood", "hidden_states", "chat"}
             | ({"layers"} if _decoder_layers(self.model) is not None else set())
         )
         self._lock = threading.Lock()  # one model, many callers (server threads, thread pools)
         self._warned_no_template = False
+        self._warned_chat = False
         self._warned_context = False
         self._eos_ids = _eos_ids(self.model, self.tokenizer)
         pad = self.tokenizer.pad_token_id
@@ -97,6 +100,14 @@ class HFBackend:
         """The exact text the model sees for ``prompt`` (chat messages through the chat template)."""
         if isinstance(prompt, str):
             return prompt
+        if self.kinds and not self._warned_chat:
+            self._warned_chat = self._warned_no_template = True  # one warning, the one that matters
+            warnings.warn(
+                f"{self.name!r} was trained only on the {'/'.join(self.kinds)} task's compact prompts and "
+                "has never seen chat messages; expect nonsense. Chat with an instruction-tuned LLM instead",
+                UserWarning,
+                stacklevel=3,
+            )
         messages = [{"role": m["role"], "content": m["content"]} for m in prompt]
         if getattr(self.tokenizer, "chat_template", None):
             return str(

@@ -92,8 +92,8 @@ def placement(device: str | None) -> tuple[dict[str, Any], bool]:
 def missing_model_message(spec: str, reason: str) -> str:
     return (
         f"could not load model {spec!r}: {reason}. Fix: pass an existing local model directory, or fetch "
-        f"the model into the HF cache on a machine with network access (`huggingface-cli download {spec}`) "
-        "and point HF_HOME at that cache"
+        'the model into the HF cache on a machine with network access (`python -c "from huggingface_hub '
+        f"import snapshot_download; snapshot_download('{spec}')\"`) and point HF_HOME at that cache"
     )
 
 
@@ -120,7 +120,10 @@ def locate(spec: str, download: bool | None) -> tuple[str, Path | None]:
             )
         return str(expanded), expanded
     if looks_like_path(spec):
-        raise BackendError(missing_model_message(spec, f"no model directory at {expanded}"))
+        raise BackendError(
+            f"could not load model {spec!r}: no such directory ({expanded.resolve()}). Fix: pass the path of "
+            "an existing model directory (one written by save_pretrained), or an HF id such as org/name"
+        )
     if not HF_ID.match(spec):
         raise BackendError(
             missing_model_message(spec, "it is neither an existing directory nor an HF id (org/name)")

@@ -136,6 +136,12 @@ def _server_backend(parsed: BackendSpec, kwargs: dict[str, Any]) -> LanguageMode
     probe = OpenAIBackend(parsed.target, "", **kwargs)
     try:
         models = probe.list_models()
+    except BackendError as exc:
+        raise BackendError(
+            f"{exc} — a URL without a model name asks the server which model it serves (GET "
+            f"{probe.base_url}/models); if it cannot say, name the model in the spec: "
+            f"'openai:{parsed.target}#MODEL'"
+        ) from None
     finally:
         probe.close()
     if len(models) != 1:
@@ -145,9 +151,10 @@ def _server_backend(parsed: BackendSpec, kwargs: dict[str, Any]) -> LanguageMode
             f"'openai:{parsed.target}#{names[0] if names else 'MODEL'}'"
         )
     info = models[0]
-    pack = (
-        (info.get("reasonkit") or {}).get("prompt_pack") if isinstance(info.get("reasonkit"), dict) else None
-    )
+    card: dict[str, Any] = info["reasonkit"] if isinstance(info.get("reasonkit"), dict) else {}
+    pack, kinds = card.get("prompt_pack"), card.get("kinds")
     if pack and "prompt_pack" not in kwargs:
         kwargs = {**kwargs, "prompt_pack": str(pack)}
+    if isinstance(kinds, list) and kinds and "kinds" not in kwargs:
+        kwargs = {**kwargs, "kinds": [str(k) for k in kinds]}
     return OpenAIBackend(parsed.target, str(info["id"]), **kwargs)

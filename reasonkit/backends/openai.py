@@ -37,6 +37,7 @@ from typing import Any
 
 from reasonkit.backends.base import BackendError
 from reasonkit.backends.request import check_prompts, trim_at_stop
+from reasonkit.hints import fix_hint
 from reasonkit.types import Completion, Prompt, SamplingParams
 
 MAX_RETRY_AFTER = (
@@ -70,6 +71,7 @@ class OpenAIBackend:
         force_chat: bool = False,
         extra_body: Mapping[str, Any] | None = None,
         prompt_pack: str = "natural",
+        kinds: Sequence[str] | None = None,
         name: str | None = None,
     ):
         if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
@@ -87,6 +89,7 @@ class OpenAIBackend:
         self.force_chat = force_chat
         self.extra_body = dict(extra_body or {})
         self.prompt_pack = prompt_pack
+        self.kinds: tuple[str, ...] | None = tuple(kinds) if kinds else None  # as the server reports them
         self.name: str = name or f"openai:{model}"
         self.capabilities: frozenset[str] = frozenset({"chat"})
         self._pool: ThreadPoolExecutor | None = None
@@ -251,15 +254,16 @@ class OpenAIBackend:
             except urllib.error.URLError as exc:
                 last = f"connection failed: {exc.reason}"
             except TimeoutError:  # socket.timeout is an alias since Python 3.10
-                last = f"no reply within timeout={self.timeout}s"
+                last = f"no reply within {self.timeout:g} s"
             except (ConnectionError, HTTPException, OSError) as exc:
                 last = f"connection failed: {type(exc).__name__}: {exc}"
             if attempt < self.max_retries:
                 time.sleep(self._delay(attempt, retry_after))
         raise BackendError(
             f"{method} {url} failed after {self.max_retries + 1} attempts; last error: {last}. "
-            "Check that the server is running and reachable (for a local model: `reasonkit serve --model SPEC`), "
-            "or raise timeout= / max_retries="
+            "Check that the server is running and reachable (for a local model: `reasonkit serve --model SPEC`); "
+            "if it is only slow, allow it more time: "
+            + fix_hint("--request-timeout SECONDS / --max-retries N", "timeout=SECONDS / max_retries=N")
         )
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
@@ -270,7 +274,7 @@ class OpenAIBackend:
     def _client_error(self, url: str, status: int, message: str) -> str:
         hint = ""
         if status in (401, 403):
-            hint = " Fix: set REASONKIT_API_KEY or OPENAI_API_KEY, or pass api_key=."
+            hint = " Fix: set REASONKIT_API_KEY or OPENAI_API_KEY" + fix_hint(".", ", or pass api_key=.")
         elif status == 404:
             hint = (
                 f" Fix: check the base URL (it usually ends in /v1, e.g. http://localhost:8000/v1) and the "

@@ -32,7 +32,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from reasonkit.backends.base import BackendError, LanguageModel
+from reasonkit.backends.base import BackendError, LanguageModel, declared_kinds
+from reasonkit.backends.options import BackendOptions
 from reasonkit.backends.wire import WireError, models_reply, parse_request, reply
 from reasonkit.types import Completion, Prompt, SamplingParams
 
@@ -42,7 +43,7 @@ _Job = tuple[list[Prompt], SamplingParams, "Future[list[list[Completion]]]"]
 
 
 @dataclass
-class ServeConfig:
+class ServeConfig(BackendOptions):
     """Serve a model over an OpenAI-compatible HTTP API (/v1/models, /v1/completions, /v1/chat/completions)."""
 
     model: str = field(
@@ -81,6 +82,7 @@ class ServeConfig:
     )
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port must be in 0..65535, got {self.port}")
         if self.batch_size < 1 or self.default_max_tokens < 1 or self.max_batch_wait_ms < 0:
@@ -172,7 +174,8 @@ class _Handler(BaseHTTPRequestHandler):
         if not self._authorized():
             return
         if self.path.rstrip("/") == "/v1/models":
-            self._send(200, models_reply(self.server.app.model_name, self.server.app.prompt_pack))
+            app = self.server.app
+            self._send(200, models_reply(app.model_name, app.prompt_pack, declared_kinds(app.backend)))
         elif self.path.rstrip("/") == "/health":
             self._send(200, {"status": "ok"})
         else:
@@ -371,7 +374,6 @@ def start_server(
 
 def serve_command(argv: Sequence[str]) -> int:
     """``reasonkit serve``: load the model, serve until Ctrl-C, return an exit code."""
-    from reasonkit.backends.loading import load_backend, spec_kind
     from reasonkit.config import parse_config
 
     config = parse_config(ServeConfig, argv, prog="reasonkit serve")
@@ -382,7 +384,7 @@ def serve_command(argv: Sequence[str]) -> int:
             "serving on %s without --api-key: anyone who can reach this port can use the model", config.host
         )
     local: dict[str, Any] = {"device": config.device, "dtype": config.dtype, "batch_size": config.batch_size}
-    backend = load_backend(config.model, **(local if spec_kind(config.model) != "openai" else {}))
+    backend = config.load(config.model, local=local)
     server = OpenAIServer(
         backend,
         host=config.host,

@@ -17,9 +17,12 @@ SMALL_MODEL_PARAMETERS = 50_000_000
 
 
 def local_model(backend: Any) -> Any | None:
-    """The torch module behind ``backend`` (through wrappers such as CachedBackend), else None."""
+    """The torch module behind ``backend`` (through wrappers such as CachedBackend), else None; a torch
+    module is its own model."""
     seen = 0
     while backend is not None and seen < 8:
+        if hasattr(backend, "parameters"):
+            return backend
         model = getattr(backend, "model", None)
         if model is not None and hasattr(model, "parameters"):
             return model
@@ -41,7 +44,9 @@ def auto_threads(backend: Any) -> int | None:
 def check_threads(threads: int | None) -> None:
     """Validate a ``--threads`` value (``None``: automatic)."""
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-        raise ValueError(f"--threads must be >= 1 (a whole number; leave it out for automatic), got {threads!r}")
+        raise ValueError(
+            f"--threads must be >= 1 (a whole number; leave it out for automatic), got {threads!r}"
+        )
 
 
 def set_threads(threads: int | None, backend: Any = None) -> int:

@@ -185,8 +185,9 @@ def reply(request: ParsedRequest, results: Sequence[Sequence[Completion]], serve
     }
 
 
-def models_reply(served: str, prompt_pack: str) -> dict[str, Any]:
-    """``GET /v1/models``; the ``reasonkit`` entry lets a client pick the prompt pack the model speaks."""
+def models_reply(served: str, prompt_pack: str, kinds: Sequence[str] | None = None) -> dict[str, Any]:
+    """``GET /v1/models``; the ``reasonkit`` entry tells a client the prompt pack the model speaks and
+    the problem kinds it was trained for (omitted for a general-purpose model)."""
     return {
         "object": "list",
         "data": [
@@ -195,7 +196,7 @@ def models_reply(served: str, prompt_pack: str) -> dict[str, Any]:
                 "object": "model",
                 "created": int(time.time()),
                 "owned_by": "reasonkit",
-                "reasonkit": {"prompt_pack": prompt_pack},
+                "reasonkit": {"prompt_pack": prompt_pack, **({"kinds": list(kinds)} if kinds else {})},
             }
         ],
     }

@@ -98,8 +98,9 @@ def test_local_path_and_cache_wrapping(model_dir, tmp_path):
 
 
 def test_missing_local_path_names_it():
-    with pytest.raises(BackendError, match=r"/no/such/model.*no model directory"):
+    with pytest.raises(BackendError, match=r"/no/such/model.*no such directory") as err:
         load_backend("/no/such/model")
+    assert "download" not in str(err.value)
 
 
 def test_server_specs_build_openai_backends_without_network():
@@ -141,3 +142,11 @@ def test_plain_url_that_is_not_a_server_is_a_clear_error():
         pytest.raises(BackendError, match="no list of models"),
     ):
         load_backend(srv.url, max_retries=0)
+
+
+def test_plain_url_of_a_server_without_a_models_route_is_told_to_name_the_model():
+    # e.g. a proxy that only forwards /v1/completions: the spec must carry the model name instead
+    with FaultServer([Action(404, b'{"error": {"message": "no route"}}')]) as srv:
+        with pytest.raises(BackendError, match=r"HTTP 404.*name the model in the spec") as err:
+            load_backend(srv.url, max_retries=0)
+        assert f"'openai:{srv.url}#MODEL'" in str(err.value)

@@ -39,11 +39,13 @@ def test_hang_past_timeout_is_retried_then_fails_fast():
     with FaultServer([Action(hang=30.0)]) as srv:
         lm = OpenAIBackend(srv.url, "m", max_retries=1, backoff=0.01, timeout=0.3)
         start = time.monotonic()
-        with pytest.raises(BackendError, match=r"no reply within timeout=0.3s"):
+        with pytest.raises(BackendError, match=r"no reply within 0.3 s") as err:
             lm.generate(["hi"], GREEDY)
         elapsed = time.monotonic() - start
     assert len(srv.requests) == 2
     assert elapsed < 5.0  # two 0.3 s timeouts, never the server's 30 s
+    # a Python caller is told the keyword arguments (the CLI's flags: tests/test_cli.py)
+    assert "timeout=SECONDS / max_retries=N" in str(err.value) and "--request-timeout" not in str(err.value)
 
 
 def test_hang_once_then_answer():

@@ -98,6 +98,14 @@ def test_models_route_and_load_backend_from_url(server):
     assert [m["id"] for m in listing["data"]] == ["tiny-chat"]
     lm = load_backend(server.url)
     assert isinstance(lm, OpenAIBackend) and lm.model == "tiny-chat" and lm.prompt_pack == "natural"
+    assert "kinds" not in listing["data"][0]["reasonkit"] and lm.kinds is None  # a general-purpose model
+
+
+def test_a_served_builtin_model_tells_clients_its_pack_and_kinds():
+    builtin = load_backend("builtin")
+    with start_server(builtin) as srv:
+        client = load_backend(srv.url)
+    assert (client.prompt_pack, client.kinds) == ("compact", ("arith",))
 
 
 @pytest.mark.parametrize(

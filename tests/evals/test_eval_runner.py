@@ -121,17 +121,28 @@ def test_http_concurrency_gives_the_same_records_as_sequential(data_dir, tiny_mo
 
 
 def test_compare_table(tmp_path, capsys):
-    for name, bench, strategy, acc, n in [("a", "math500", "cot", 0.5, 500), ("b", "aime24", "cot", 0.1, 30),
-                                          ("c", "math500", "sc8", 0.625, 500)]:  # fmt: skip
+    for name, bench, strategy, acc, n, tokens in [("a", "math500", "cot", 0.5, 500, 350.4),
+                                                  ("b", "aime24", "cot", 0.1, 30, 303.0),
+                                                  ("c", "math500", "sc8", 0.625, 500, 2799.6)]:  # fmt: skip
         (tmp_path / name).mkdir()
-        summary = {"benchmark": bench, "strategy": strategy, "model": "m", "accuracy": acc, "n": n}
+        summary = {"benchmark": bench, "strategy": strategy, "model": "m", "accuracy": acc, "n": n,
+                   "tokens_per_problem": tokens}  # fmt: skip
         (tmp_path / name / "summary.json").write_text(json.dumps(summary))
     table, figures = compare_runs([tmp_path / "a", tmp_path / "b", tmp_path / "c"])
-    assert table.splitlines()[2:] == [
+    assert table.splitlines() == [
+        "accuracy (%) — model m",
+        "",
         "| strategy | math500 | aime24 |",
         "|---|---:|---:|",
         "| cot | 50.0 (n=500) | 10.0 (n=30) |",
         "| sc8 | 62.5 (n=500) |  |",
+        "",
+        "tokens per problem (prompt + completion, all calls)",
+        "",
+        "| strategy | math500 | aime24 |",
+        "|---|---:|---:|",
+        "| cot | 350 | 303 |",
+        "| sc8 | 2800 |  |",
     ]
     assert figures == {"math500": {"cot": 50.0, "sc8": 62.5}, "aime24": {"cot": 10.0}}
     assert (
@@ -160,19 +171,30 @@ def test_bad_flags_fail_before_any_work(argv, needle):
         eval_command(argv)
 
 
-def test_rlot_and_unknown_strategies_are_clear(data_dir, tiny_model_dir, tmp_path):
+def test_unknown_strategies_are_clear(data_dir, tiny_model_dir, tmp_path):
     from reasonkit.backends.loading import load_backend
-    from reasonkit.strategies import STRATEGIES
 
     backend = load_backend(str(tiny_model_dir))
-    if "rlot" not in STRATEGIES:
-        config = EvalConfig(bench="aime24", data=str(data_dir), out=str(tmp_path / "r"), strategy="rlot")
-        with pytest.raises(ValueError, match="needs RL-of-Thoughts navigators"):
-            run_eval(config, backend=backend)
     config = EvalConfig(bench="aime24", data=str(data_dir), out=str(tmp_path / "t"), strategy="tot")
     with pytest.raises(ValueError, match="unknown strategy 'tot'"):
         run_eval(config, backend=backend)
-    assert not (tmp_path / "r").exists() and not (tmp_path / "t").exists()  # nothing half-written
+    assert not (tmp_path / "t").exists()  # nothing half-written
+
+
+def test_limit_on_generated_arith_is_a_seeded_sample_spread_over_operation_counts():
+    from reasonkit.evals.loaders import load
+    from reasonkit.evals.runner import spread_order
+
+    problems = load("arith", seed=0)
+    assert [p.meta["n_ops"] for p in problems[:16]] == [1] * 16  # why a plain prefix will not do
+    order = spread_order(problems, lambda p: p.meta["n_ops"], seed=0)
+    assert sorted(p.id for p in order) == sorted(p.id for p in problems)  # a permutation
+    assert [p.meta["n_ops"] for p in order[:16]] == [1, 2, 3, 4, 5, 6, 7, 8] * 2
+    assert order == spread_order(problems, lambda p: p.meta["n_ops"], seed=0)  # seeded
+    assert order[:8] != spread_order(problems, lambda p: p.meta["n_ops"], seed=1)[:8]
+    # uneven groups: every group is used up, none is repeated
+    uneven = spread_order(problems[:3] + problems[-1:], lambda p: p.meta["n_ops"], seed=0)
+    assert [p.meta["n_ops"] for p in uneven] == [1, 8, 1, 1]
 
 
 def test_field_map_flags_on_a_jsonl_file(tmp_path, tiny_model_dir):

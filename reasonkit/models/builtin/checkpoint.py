@@ -4,7 +4,7 @@
   and renamed, so a crash never leaves half a checkpoint.
 * ``OUT/model/`` (and ``--export DIR``) — what ``load_backend`` and ``AutoModelForCausalLM`` load:
   ``config.json``, ``model.safetensors`` (float32), ``tokenizer.json``, ``tokenizer_config.json`` and
-  ``reasonkit.json`` (``{"prompt_pack": "compact", ...}`` plus how it was trained). The directory is
+  ``reasonkit.json`` (``{"prompt_pack": "compact", "kinds": ["arith"], ...}`` plus how it was trained). The directory is
   built beside the target and swapped in, so a reader sees the old model or the new one, never a mix.
 """
 
@@ -144,7 +144,7 @@ def export_model(model: Any, directory: str | Path, card: dict[str, Any]) -> Pat
         with contextlib.suppress(FileNotFoundError):
             (tmp / "generation_config.json").unlink()
         save_tokenizer(tmp)
-        atomic_write_json(tmp / "reasonkit.json", {"prompt_pack": "compact", **card})
+        atomic_write_json(tmp / "reasonkit.json", {"prompt_pack": "compact", "kinds": ["arith"], **card})
         missing = [name for name in EXPORT_FILES if not (tmp / name).is_file()]
         if missing:
             raise RuntimeError(
