@@ -53,6 +53,11 @@ def summarize(traces: Sequence[Trace], wall_seconds: float) -> dict[str, Any]:
 
 @dataclass
 class RunResult:
+    """What :meth:`Controller.run` returns: one :class:`~reasonkit.types.Trace` per problem, in the
+    order given (steps with prompts, outputs and costs; answer; verdict), the summary figures
+    (accuracy, tokens and calls per problem, wall time) and the run directory, if any.
+    :func:`format_trace` renders a trace as text."""
+
     traces: list[Trace]
     summary: dict[str, Any]
     out_dir: Path | None = None

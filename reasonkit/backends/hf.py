@@ -36,6 +36,7 @@ from reasonkit.backends.base import BackendError
 from reasonkit.backends.decoding import RowSampler, StopOnStrings, row_generator
 from reasonkit.backends.hf_load import fingerprint, load, read_model_card, register_reasonkit_models
 from reasonkit.backends.request import check_prompt, check_prompts, trim_at_stop
+from reasonkit.backends.threads import auto_threads, check_threads, torch_threads
 from reasonkit.types import Completion, Prompt, SamplingParams
 
 _Row = tuple[int, int, list[int]]  # (prompt index, sample index, prompt token ids)
@@ -56,6 +57,7 @@ class HFBackend:
         download: bool | None = None,
         prompt_pack: str | None = None,
         name: str | None = None,
+        threads: int | None = None,
     ):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -87,6 +89,9 @@ class HFBackend:
             {"loglikelihood", "hidden_states", "chat"}
             | ({"layers"} if _decoder_layers(self.model) is not None else set())
         )
+        check_threads(threads)
+        #: torch CPU threads during this backend's calls: given, else 1 for a small CPU model (threads.py)
+        self.threads: int | None = threads if threads is not None else auto_threads(self.model)
         self._lock = threading.Lock()  # one model, many callers (server threads, thread pools)
         self._warned_no_template = False
         self._warned_chat = False
@@ -145,7 +150,7 @@ class HFBackend:
         ]
         rows.sort(key=lambda row: -len(row[2]))
         results: dict[tuple[int, int], Completion] = {}
-        with self._lock, _inference(self.model):
+        with self._lock, torch_threads(self.threads), _inference(self.model):
             for start in range(0, len(rows), self.batch_size):
                 chunk = rows[start : start + self.batch_size]
                 for (i, j, _), completion in zip(chunk, self._generate_rows(chunk, params)):
@@ -251,7 +256,7 @@ class HFBackend:
         conts = [list(self.tokenizer(c, add_special_tokens=False)["input_ids"]) for c in continuations]
         scores = [0.0] * len(conts)
         todo = [k for k, ids in enumerate(conts) if ids]
-        with self._lock, _inference(self.model):
+        with self._lock, torch_threads(self.threads), _inference(self.model):
             prefix_out = self.model(
                 input_ids=torch.tensor([context], device=_input_device(self.model)), use_cache=True
             )

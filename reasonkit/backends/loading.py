@@ -11,7 +11,7 @@ Accepted specs:
     >>> lm = load_backend("openai:http://localhost:8000/v1#Qwen/Qwen2.5-7B-Instruct")  # doctest: +SKIP
     >>> lm = load_backend("builtin", cache="runs/cache.sqlite")                         # doctest: +SKIP
 
-Keyword arguments go to the backend's constructor (``device``, ``dtype``, ``batch_size`` for HF;
+Keyword arguments go to the backend's constructor (``device``, ``dtype``, ``batch_size``, ``threads`` for HF;
 ``api_key``, ``max_concurrency``, ``timeout`` … for servers); ``cache=True`` or ``cache=PATH`` wraps
 the backend in a :class:`~reasonkit.backends.cached.CachedBackend` (in memory or on disk).
 """

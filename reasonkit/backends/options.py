@@ -59,6 +59,7 @@ class BackendOptions:
         from reasonkit.backends.loading import load_backend
         from reasonkit.backends.threads import set_threads
 
+        local = {"threads": self.threads, **(local or {})}
         backend = load_backend(spec, **self.backend_kwargs(spec, local, server))
         set_threads(self.threads, backend)
         return backend

@@ -10,6 +10,8 @@ count always wins. Servers (OpenAI-compatible backends) run no local model and a
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 #: Models up to this many parameters run on one CPU thread unless told otherwise.
@@ -58,6 +60,28 @@ def set_threads(threads: int | None, backend: Any = None) -> int:
     if count is not None and count != torch.get_num_threads():
         torch.set_num_threads(count)
     return torch.get_num_threads()
+
+
+@contextmanager
+def torch_threads(count: int | None) -> Iterator[None]:
+    """Run the block with torch's intra-op threads at ``count`` (None: as they are), then restore them.
+
+    Backends wrap each call in this, so a small model runs on one thread in any Python program, not
+    only under the ``reasonkit`` commands (which also set the process-wide count).
+    """
+    if count is None:
+        yield
+        return
+    import torch
+
+    previous = torch.get_num_threads()
+    if previous != count:
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        if previous != count:
+            torch.set_num_threads(previous)
 
 
 THREADS_HELP = (

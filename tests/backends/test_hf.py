@@ -295,3 +295,24 @@ def test_running_past_the_position_limit_warns_once(llama, tokenizer):
         warnings.simplefilter("error")
         lm._check_context(3, 600)  # once per backend
         HFBackend(llama, tokenizer)._check_context(3, 500)
+
+
+def test_a_small_cpu_model_generates_on_one_thread_and_restores_the_callers_count(llama, tokenizer):
+    # torch's default (one thread per core) made the built-in model 10x slower on a busy machine
+    seen: list[int] = []
+    handle = llama.register_forward_hook(lambda *_: seen.append(torch.get_num_threads()))
+    previous = torch.get_num_threads()
+    try:
+        torch.set_num_threads(3)
+        auto = HFBackend(llama, tokenizer)
+        assert auto.threads == 1
+        auto.generate(["hello"], SamplingParams(max_new_tokens=2))
+        assert set(seen) == {1} and torch.get_num_threads() == 3
+        seen.clear()
+        HFBackend(llama, tokenizer, threads=2).generate(["hello"], SamplingParams(max_new_tokens=2))
+        assert set(seen) == {2} and torch.get_num_threads() == 3
+        with pytest.raises(ValueError, match="--threads must be >= 1"):
+            HFBackend(llama, tokenizer, threads=0)
+    finally:
+        handle.remove()
+        torch.set_num_threads(previous)
