@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reasonkit.backends.threads import THREADS_HELP, check_threads
+from reasonkit.backends.options import BackendOptions
 from reasonkit.config import parse_config
 from reasonkit.plots import bar_plot
 from reasonkit.rundir import atomic_write_json, atomic_write_text
@@ -40,7 +40,7 @@ DEFAULT_FIXED = (
 
 
 @dataclass
-class CompareConfig:
+class CompareConfig(BackendOptions):
     """Compare a navigator with Direct, CoT, CoT-SC and fixed block sequences (held-out problems only)."""
 
     navigator: str = field(default="builtin-arith", metadata={"help": "navigator file or preset name"})
@@ -59,16 +59,13 @@ class CompareConfig:
     out: str = field(default="runs/compare-navigator", metadata={"help": "output directory (resumable)"})
     batch_size: int = field(default=50, metadata={"help": "problems per strategy call"})
     seed: int = field(default=0, metadata={"help": "seed of the problems and of CoT-SC sampling"})
-    threads: int | None = field(
-        default=None, metadata={"help": THREADS_HELP}
-    )
     progress: bool = field(default=True, metadata={"help": "show progress bars"})
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         self.fixed = tuple(self.fixed)
         if self.per_ops < 1 or self.sc_n < 1 or self.batch_size < 1:
             raise ValueError("--per-ops, --sc-n and --batch-size must be >= 1")
-        check_threads(self.threads)
 
 
 def wilson(correct: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -160,17 +157,14 @@ def compare(config: CompareConfig, backend: Any = None) -> list[dict[str, Any]]:
 
     ``backend`` replaces ``config.model`` with a LanguageModel object.
     """
-    from reasonkit.backends.loading import load_backend
     from reasonkit.controller import Controller
     from reasonkit.navigators.strategy import FixedSequence, RLoT
-    from reasonkit.backends.threads import set_threads
     from reasonkit.strategies import CoT, Direct, SelfConsistency
 
     problems = heldout_problems(config)
     navigator = RLoT(config.navigator)  # fails early on a bad file
     if backend is None:
-        backend = load_backend(config.model)
-    set_threads(config.threads, backend)
+        backend = config.load(config.model)
     strategies: list[tuple[str, Any]] = [
         ("direct", Direct()),
         ("cot", CoT()),

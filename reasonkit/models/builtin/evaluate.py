@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from reasonkit.backends.threads import THREADS_HELP
 from reasonkit.config import parse_config
 from reasonkit.rundir import atomic_write_json, atomic_write_text
 
@@ -49,9 +50,7 @@ class EvaluateConfig:
     seed: int = field(default=0, metadata={"help": "seed of the test problems and states"})
     batch_size: int = field(default=64, metadata={"help": "prompts per generate() batch"})
     device: Literal["auto", "cpu", "cuda"] = field(default="cpu", metadata={"help": "where the model runs"})
-    threads: int | None = field(
-        default=None, metadata={"help": "torch CPU threads (default: torch's choice)"}
-    )
+    threads: int | None = field(default=None, metadata={"help": THREADS_HELP})
     out: str | None = field(default=None, metadata={"help": "write the results as JSON here"})
     markdown: str | None = field(default=None, metadata={"help": "write the markdown tables here"})
 
@@ -183,7 +182,7 @@ def check_targets(results: dict[str, Any]) -> dict[str, Any]:
     return {"measured": {**measured, "cot_6_8_ops": round(cot_high, 4)}, "targets": TARGETS, "met": met}
 
 
-def open_backend(model: str, device: str, batch_size: int) -> Any:
+def open_backend(model: str, device: str, batch_size: int, threads: int | None = None) -> Any:
     """``load_backend(model)`` on ``device``; without accelerate (which device placement needs) the
     model loads on the CPU and is moved over."""
     import importlib.util
@@ -191,8 +190,8 @@ def open_backend(model: str, device: str, batch_size: int) -> Any:
     from reasonkit.backends.loading import load_backend
 
     if device == "cpu" or importlib.util.find_spec("accelerate") is not None:
-        return load_backend(model, device=device, batch_size=batch_size)
-    backend = load_backend(model, device="cpu", batch_size=batch_size)
+        return load_backend(model, device=device, batch_size=batch_size, threads=threads)
+    backend = load_backend(model, device="cpu", batch_size=batch_size, threads=threads)
     backend.model.to(device)  # type: ignore[attr-defined]
     return backend
 
@@ -200,11 +199,9 @@ def open_backend(model: str, device: str, batch_size: int) -> Any:
 def evaluate_model(cfg: EvaluateConfig) -> dict[str, Any]:
     import torch
 
-    if cfg.threads is not None:
-        torch.set_num_threads(cfg.threads)
     device = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     start = time.perf_counter()
-    backend = open_backend(cfg.model, device, cfg.batch_size)
+    backend = open_backend(cfg.model, device, cfg.batch_size, cfg.threads)
     try:
         results: dict[str, Any] = {
             "model": cfg.model,
