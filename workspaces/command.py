@@ -131,7 +131,7 @@ def _plots(out: Path, results: dict[str, Any]) -> None:
 
 def run_study(config: WorkspaceConfig, *, progress: bool = True) -> dict[str, Any]:
     """Train every model on every seed (resuming), then write results.json and the plots."""
-    from tqdm.auto import tqdm
+    from reasonkit.progress import progress_bar
 
     torch.set_num_threads(config.threads)
     out = Path(config.out)
@@ -154,7 +154,9 @@ def run_study(config: WorkspaceConfig, *, progress: bool = True) -> dict[str, An
     started = time.perf_counter()
     runs, encoder_accuracy, ceilings = [], [], []
     total = config.steps * len(config.seeds) * len(config.models)
-    with tqdm(total=total, desc=f"train-workspace {config.variant}", disable=not progress) as bar:
+    with progress_bar(
+        total=total, desc=f"train-workspace {config.variant}", unit="step", enabled=progress
+    ) as bar:
         for seed in config.seeds:
             encoder = None
             if pool is not None:

@@ -258,7 +258,7 @@ class Trainer:
 
     def _loop(self, val: list[MicroBatch], workers: int, end: int, started: float) -> str:
         """Train steps ``self.step .. end-1``; returns "finished", "stopped" (--stop-at) or "time_limit"."""
-        from tqdm.auto import tqdm
+        from reasonkit.progress import progress_bar
 
         cfg = self.cfg
         loader = step_loader(
@@ -271,7 +271,10 @@ class Trainer:
             workers,
             pin_memory=self.device.type == "cuda",
         )
-        bar = tqdm(total=cfg.steps, initial=self.step, disable=not cfg.progress, desc="train-lm", unit="step")
+        # Warnings and log records (DataLoader workers, torch) print above the bar, not inside it.
+        bar = progress_bar(
+            total=cfg.steps, initial=self.step, enabled=cfg.progress, desc="train-lm", unit="step"
+        )
         window: dict[str, Any] = defaultdict(float)
         window_start = time.perf_counter()
         try:
