@@ -13,6 +13,12 @@ What it guarantees:
     which can flip a near-tie; unseeded sampling follows ``torch.manual_seed``;
   - stop strings end each row early and are trimmed from the text; ``tokens_out`` counts the tokens
     generated up to and including the one that completed the stop string or the EOS token;
+  - no row runs past the model's context (:attr:`HFBackend.context_length`: ``max_position_embeddings``,
+    scaled when the config declares RoPE scaling): a row that reaches it ends there with
+    ``finish_reason="length"``, as vLLM ends a sequence at ``max_model_len``. ``max_new_tokens`` is a
+    budget, and a budget past the context is not an error (a prompt pack's budget is fixed while its
+    prompts grow); only a prompt that fills the context by itself is generated from past it, with a
+    warning (once per backend);
   - chat prompts go through the tokenizer's chat template (``add_generation_prompt=True``); without
     one, messages render as ``"{role}: {content}\\n"`` lines followed by ``"assistant:"`` (warned once);
   - :meth:`loglikelihood` scores continuations of a shared prefix, running the prefix once.
@@ -31,6 +37,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import torch
+from transformers import StoppingCriteria
 
 from reasonkit.backends.base import BackendError
 from reasonkit.backends.decoding import RowSampler, StopOnStrings, row_generator
@@ -96,6 +103,8 @@ class HFBackend:
         self._warned_no_template = False
         self._warned_chat = False
         self._warned_context = False
+        #: Positions a row may reach (prompt + generated): the context the model was configured for.
+        self.context_length: int | None = context_length(getattr(self.model, "config", None))
         self._eos_ids = _eos_ids(self.model, self.tokenizer)
         pad = self.tokenizer.pad_token_id
         self._pad_id: int = pad if pad is not None else (min(self._eos_ids) if self._eos_ids else 0)
@@ -143,7 +152,9 @@ class HFBackend:
                 raise ValueError(
                     f"prompt {i} is empty after tokenization; give the model some text to continue"
                 )
-        self._check_context(max((len(ids) for ids in encoded), default=0), params.max_new_tokens)
+        longest = max((len(ids) for ids in encoded), default=0)
+        if self.context_length is not None and longest >= self.context_length:
+            self._check_context(longest, params.max_new_tokens)  # nothing fits: generate past it, warned
         greedy = params.temperature == 0
         rows: list[_Row] = [
             (i, j, ids) for i, ids in enumerate(encoded) for j in range(1 if greedy else params.n)
@@ -160,15 +171,22 @@ class HFBackend:
     def _check_context(self, longest_prompt: int, max_new_tokens: int) -> None:
         """Warn once when a request runs past the positions the model was configured for.
 
-        Not an error: RoPE models run (degraded) past it and rope-scaled configs may understate it;
-        models with learned absolute positions (GPT-2) then fail inside generate with an index error.
+        :meth:`generate` caps every row at :attr:`context_length`, so it calls this only for a prompt
+        that fills the context by itself. Not an error: RoPE models run (degraded) past it; models with
+        learned absolute positions (GPT-2) then fail inside generate with an index error.
         """
-        limit = getattr(getattr(self.model, "config", None), "max_position_embeddings", None)
+        limit = self.context_length
         if isinstance(limit, int) and longest_prompt + max_new_tokens > limit and not self._warned_context:
             self._warned_context = True
+            configured = getattr(getattr(self.model, "config", None), "max_position_embeddings", limit)
+            where = (
+                f"max_position_embeddings={limit}"
+                if configured == limit
+                else f"context of {limit} positions (max_position_embeddings={configured}, RoPE-scaled)"
+            )
             warnings.warn(
                 f"{self.name}: a prompt of {longest_prompt} tokens plus max_new_tokens={max_new_tokens} exceeds "
-                f"the model's max_position_embeddings={limit}; output past that position is unreliable",
+                f"the model's {where}; output past that position is unreliable",
                 RuntimeWarning,
                 stacklevel=3,
             )
@@ -185,10 +203,13 @@ class HFBackend:
         if params.temperature > 0:
             generators = [row_generator(params.seed, j) for _, j, _ in rows]
             processors.append(RowSampler(generators, params.temperature, params.top_k, params.top_p))
-        criteria = []
+        criteria: list[Any] = []
         stopper = StopOnStrings(self.tokenizer, params.stop, width, len(rows)) if params.stop else None
         if stopper is not None:
             criteria.append(stopper)
+        caps = self._row_caps(rows, params.max_new_tokens)
+        if any(cap is not None for cap in caps):
+            criteria.append(StopAtLength(caps, width))
         from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteriaList
 
         config = GenerationConfig(
@@ -215,9 +236,17 @@ class HFBackend:
         generated = out[:, width:].tolist()
         stopped = stopper.stopped_at if stopper is not None else [None] * len(rows)
         return [
-            self._completion(tokens, len(ids), stop_at, params)
-            for tokens, (_, _, ids), stop_at in zip(generated, rows, stopped)
+            self._completion(tokens if cap is None else tokens[:cap], len(ids), stop_at, params)
+            for tokens, (_, _, ids), stop_at, cap in zip(generated, rows, stopped, caps)
         ]
+
+    def _row_caps(self, rows: Sequence[_Row], max_new_tokens: int) -> list[int | None]:
+        """New tokens each row may generate before reaching the context (None: the budget fits, or the
+        prompt alone fills the context and is generated from anyway, see :meth:`_check_context`)."""
+        limit = self.context_length
+        if limit is None:
+            return [None] * len(rows)
+        return [limit - len(ids) if 0 < limit - len(ids) < max_new_tokens else None for _, _, ids in rows]
 
     def _completion(
         self, tokens: list[int], tokens_in: int, stop_at: int | None, params: SamplingParams
@@ -344,6 +373,37 @@ def _inference(model: Any) -> Iterator[None]:
             yield
     finally:
         model.train(was_training)
+
+
+class StopAtLength(StoppingCriteria):
+    """Finish row ``r`` once it has generated ``caps[r]`` tokens (None: no cap)."""
+
+    def __init__(self, caps: Sequence[int | None], prompt_length: int) -> None:
+        self.caps = torch.tensor([cap if cap is not None else 2**62 for cap in caps], dtype=torch.long)
+        self.prompt_length = prompt_length
+
+    def __call__(
+        self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any
+    ) -> torch.BoolTensor:
+        generated = input_ids.shape[1] - self.prompt_length
+        return self.caps.to(input_ids.device) <= generated  # type: ignore[return-value]
+
+
+def context_length(config: Any) -> int | None:
+    """The positions a model may use: ``max_position_embeddings``, times the RoPE scaling factor when
+    the config declares one (from ``original_max_position_embeddings`` when given: YaRN configs keep
+    the original length in ``max_position_embeddings``, Llama 3.1 configs the scaled one). None when
+    the config names no limit."""
+    limit = getattr(config, "max_position_embeddings", None)
+    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+        return None
+    scaling = getattr(config, "rope_parameters", None) or getattr(config, "rope_scaling", None)
+    factor = scaling.get("factor") if isinstance(scaling, dict) else None
+    if isinstance(factor, (int, float)) and factor > 1:
+        original = scaling.get("original_max_position_embeddings")  # type: ignore[union-attr]
+        base = original if isinstance(original, int) and original > 0 else limit
+        limit = max(limit, int(base * factor))
+    return limit
 
 
 def _right_pad(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor, int]:

@@ -43,3 +43,32 @@ def test_train_navigator_on_the_builtin_model(tmp_path):
     nav = Navigator.load(result.navigator_path)
     assert nav.metadata["model"] == "builtin" and nav.metadata["episodes"] == "40"
     assert 0.0 <= result.summary["validation_accuracy"] <= 1.0
+
+
+def test_terminate_after_a_long_history_stays_inside_the_context_without_a_warning(builtin):
+    """terminate's budget (360 tokens) after five steps of an 8-operation problem passes the model's
+    512 positions: the backend caps the rows at the context instead of warning about the budget, and
+    the outputs are those of the uncapped model (every row ends its line well before the limit)."""
+    import warnings
+
+    from reasonkit.backends.loading import load_backend
+    from reasonkit.packs import load_pack
+    from reasonkit.tasks import arith
+    from reasonkit.tasks.arith.expr import parse
+    from reasonkit.tasks.arith.steps import gold_steps
+
+    pack = load_pack(builtin.prompt_pack)
+    problems = [p for p in arith.benchmark("validation", per_ops=4) if p.meta["n_ops"] == 8]
+    prompts = [pack.terminate(p, gold_steps(parse(p.question))[:5]) for p in problems]
+    params = pack.sampling("terminate", "arith")
+    assert params.max_new_tokens == 360
+    assert all(
+        len(builtin.encode(p)) + params.max_new_tokens > builtin.context_length == 512 for p in prompts
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = builtin.generate(prompts, params)
+    uncapped = load_backend("builtin")
+    uncapped.context_length = None  # the reference: the model left to run past its context
+    assert got == uncapped.generate(prompts, params)
+    assert all(c.tokens_in + c.tokens_out <= 512 and c.finish_reason == "stop" for [c] in got)
