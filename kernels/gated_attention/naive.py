@@ -7,7 +7,8 @@ computed from the layer input:
     o[b, i, h] = sigmoid(gate[b, i, h]) * Σ_j softmax_j(scale · q[b, i, h] · k[b, j, h'])  v[b, j, h']
 
 over the keys j that query i may see, where h' = h // (H / H_kv) is the key/value head of query head
-h (grouped-query attention). Query i sees key j when the padding mask keeps j and, if causal,
+h (grouped-query attention). Query i sees key j when the mask keeps (i, j) — a key-padding mask
+[B, Tk] keeps j for every query, a per-query mask [B, Tq, Tk] decides each pair — and, if causal,
 j ≤ i + (Tk − Tq): the causal mask is aligned to the bottom-right corner, as in flash-attn, so a
 chunk of new queries attends to a longer KV cache. A query that sees no key outputs 0 (never NaN).
 
@@ -42,8 +43,10 @@ def naive_gated_attention(
         visible = torch.ones(B, 1, Tk, dtype=torch.bool, device=q.device)  # (B, 1, Tk)
         if causal:
             visible &= key_pos <= i + Tk - Tq
-        if attention_mask is not None:
-            visible &= attention_mask[:, None, :]
+        if attention_mask is not None:  # key padding (B, Tk) or per query (B, Tq, Tk)
+            visible &= (
+                attention_mask[:, None, :] if attention_mask.dim() == 2 else attention_mask[:, i, None, :]
+            )
         s = (kh @ q[:, i, :, :, None]).squeeze(-1) * scale  # (B, H, Tk)
         # Subtracting the max of the visible scores changes nothing mathematically; masked scores
         # are replaced before exp so neither values nor gradients can become inf/NaN.

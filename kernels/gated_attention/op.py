@@ -54,11 +54,11 @@ def _check(
             f"[B, Tq, H, 1], got {tuple(gate.shape)}"
         )
     if attention_mask is not None:
-        if attention_mask.dtype != torch.bool or attention_mask.shape != (B, Tk):
+        if attention_mask.dtype != torch.bool or attention_mask.shape not in ((B, Tk), (B, Tq, Tk)):
             raise KernelError(
-                f"{where}: attention_mask must be a bool key-padding mask [B, Tk] = {(B, Tk)} "
-                f"(True = attend), got {attention_mask.dtype} {tuple(attention_mask.shape)}; "
-                "convert with mask.bool()"
+                f"{where}: attention_mask must be a bool key-padding mask [B, Tk] = {(B, Tk)} or a "
+                f"per-query mask [B, Tq, Tk] = {(B, Tq, Tk)} (True = attend), got {attention_mask.dtype} "
+                f"{tuple(attention_mask.shape)}; convert with mask.bool()"
             )
         if attention_mask.device != q.device:
             raise KernelError(f"{where}: attention_mask is on {attention_mask.device}, q on {q.device}")
@@ -84,7 +84,9 @@ def gated_attention(
         gate: pre-sigmoid gate, elementwise [B, Tq, H, Dv] or headwise [B, Tq, H, 1].
         causal: query i sees keys j <= i + Tk - Tq (bottom-right aligned, as flash-attn).
         scale: score scale, default D ** -0.5.
-        attention_mask: optional bool key-padding mask [B, Tk], True = attend (left padding).
+        attention_mask: optional bool mask, True = attend: key padding [B, Tk] (left padding), or
+            one row per query [B, Tq, Tk] for any other pattern (a white-box forward's layer-path
+            or latent-depth masks); combined with ``causal`` when that is True.
         impl: "naive", "torch" or "triton"; default by device (see ``REASONKIT_KERNELS``).
 
     Returns:
@@ -98,7 +100,9 @@ def gated_attention(
     choice = resolve_impl(q, impl)
     if choice == "naive":
         return naive_gated_attention(q, k, v, gate, causal, scale, attention_mask)
-    if choice == "torch" or q.dtype == torch.float64:
+    per_query = attention_mask is not None and attention_mask.dim() == 3
+    if choice == "torch" or q.dtype == torch.float64 or per_query:
+        # the flash kernel takes key-padding masks only; a per-query mask goes through SDPA
         # float64 is for checking, not speed: flash kernels target 16/32-bit tensor-core dots.
         return sdpa_gated_attention(q, k, v, gate, causal, scale, attention_mask)
     from reasonkit.kernels.gated_attention.flash import flash_gated_attention

@@ -20,7 +20,8 @@ def _keep_mask(
         # Bottom-right alignment: query i sees keys j <= i + Tk - Tq.
         keep = torch.ones(Tq, Tk, dtype=torch.bool, device=device).tril(diagonal=Tk - Tq)[None, None]
     if attention_mask is not None:
-        pad = attention_mask[:, None, None, :]  # (B, 1, 1, Tk)
+        # key padding (B, Tk) or one mask row per query (B, Tq, Tk)
+        pad = attention_mask[:, None, None, :] if attention_mask.dim() == 2 else attention_mask[:, None]
         keep = pad if keep is None else keep & pad
     return keep
 

@@ -95,7 +95,15 @@ CASES = {
     "causal-more-queries-than-keys": ({"Tq": 40, "Tk": 17, "H_kv": 4}, {"causal": True}),
     "full-padded": ({"Tq": 33, "Tk": 45}, {"causal": False, "pad": True}),
     "causal-padded-headwise": ({"Tq": 63, "Tk": 63, "headwise": True}, {"causal": True, "pad": True}),
+    # one mask row per query (the white-box layer's latent-depth masks): random pattern, empty rows
+    "per-query-mask": ({"Tq": 21, "Tk": 38}, {"causal": False, "per_query": True}),
 }
+
+
+def per_query_mask(B: int, Tq: int, Tk: int) -> torch.Tensor:
+    mask = torch.rand(B, Tq, Tk, generator=torch.Generator().manual_seed(5)) < 0.4
+    mask[0, 3] = False  # a query that sees no key
+    return mask
 
 
 def run_case(name: str, impl: str, dtype: torch.dtype, tol: float) -> None:
@@ -104,6 +112,8 @@ def run_case(name: str, impl: str, dtype: torch.dtype, tol: float) -> None:
     kwargs: dict[str, object] = {"causal": opts["causal"], "scale": 0.3}
     if opts.get("pad"):
         kwargs["attention_mask"] = padding_mask(inputs[0].shape[0], inputs[1].shape[1])
+    if opts.get("per_query"):
+        kwargs["attention_mask"] = per_query_mask(*inputs[0].shape[:2], inputs[1].shape[1])
     ref_o, ref_grads = reference(inputs, name, **kwargs)
     o, grads = outputs_and_grads(inputs, impl=impl, **kwargs)
     assert o.dtype == dtype and torch.isfinite(o).all()
@@ -145,6 +155,18 @@ def test_causal_mask_is_bottom_right_aligned() -> None:
     assert torch.equal(moved[:, 0], base[:, 0])  # key 3 is in query 0's future
     assert not torch.allclose(moved[:, 1], base[:, 1])  # and visible to query 1
     torch.testing.assert_close(gated_attention(q, k, v, g, impl="torch"), base, rtol=1e-12, atol=1e-12)
+
+
+def test_a_per_query_mask_equals_the_rule_it_spells_out() -> None:
+    # causal + key padding written out as one mask row per query gives the same output on every path
+    q, k, v, g = (t.detach() for t in make_inputs(B=2, Tq=5, Tk=9, H=2, H_kv=1, D=8, Dv=8))
+    pad = padding_mask(2, 9)
+    spelled = torch.ones(5, 9, dtype=torch.bool).tril(diagonal=4)[None] & pad[:, None, :]  # (B, Tq, Tk)
+    for impl in ("naive", "torch"):
+        want = gated_attention(q, k, v, g, causal=True, attention_mask=pad, impl=impl)
+        got = gated_attention(q, k, v, g, causal=False, attention_mask=spelled, impl=impl)
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    assert torch.equal(got[1], torch.zeros_like(got[1]))  # row 1 has no key at all
 
 
 def test_rows_without_keys_are_zero_not_nan() -> None:
