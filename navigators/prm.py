@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from reasonkit.backends.base import LanguageModel, require_capability
+from reasonkit.backends.base import LanguageModel, require_whitebox
 
 PRM_FORMATS = ("math-shepherd", "qwen-prm")
 
@@ -52,8 +52,8 @@ class _TransformersPRM:
     @classmethod
     def from_backend(cls, backend: LanguageModel, **kwargs: Any) -> Any:
         """The PRM an HF backend holds (it needs the backend's model and tokenizer)."""
-        require_capability(backend, "hidden_states", f"{cls.__name__} (a process reward model)")
-        return cls(backend.model, backend.tokenizer, **kwargs)  # type: ignore[attr-defined]
+        handle = require_whitebox(backend, f"{cls.__name__} (a process reward model)")
+        return cls(handle.model, handle.tokenizer, **kwargs)
 
     # -- to implement -------------------------------------------------------------------------
     def format(self, question: str, steps: Sequence[str], first: int = 1) -> str:

@@ -44,13 +44,15 @@ def build_tokenizer(chat_template: str | None = None) -> PreTrainedTokenizerFast
     return hf
 
 
-def build_model(tokenizer: PreTrainedTokenizerFast, family: str = "llama", seed: int = 0) -> torch.nn.Module:
+def build_model(
+    tokenizer: PreTrainedTokenizerFast, family: str = "llama", seed: int = 0, layers: int = 2
+) -> torch.nn.Module:
     torch.manual_seed(seed)
     common = dict(
         vocab_size=len(tokenizer),
         hidden_size=64,
         intermediate_size=128,
-        num_hidden_layers=2,
+        num_hidden_layers=layers,
         num_attention_heads=4,
         num_key_value_heads=2,
         max_position_embeddings=512,

@@ -13,6 +13,7 @@ from reasonkit.backends.base import (
     CapabilityError,
     LanguageModel,
     require_capability,
+    require_whitebox,
 )
 
 _LAZY: dict[str, str] = {
@@ -25,7 +26,15 @@ _LAZY: dict[str, str] = {
     "OpenAIServer": "reasonkit.backends.server",
 }
 
-__all__ = ["CAPABILITIES", "BackendError", "CapabilityError", "LanguageModel", "require_capability", *_LAZY]
+__all__ = [
+    "CAPABILITIES",
+    "BackendError",
+    "CapabilityError",
+    "LanguageModel",
+    "require_capability",
+    "require_whitebox",
+    *_LAZY,
+]
 
 
 __getattr__, __dir__ = lazy_exports(globals(), _LAZY)

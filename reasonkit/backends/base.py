@@ -4,16 +4,16 @@ A backend turns a batch of prompts into completions: ``generate(prompts, params)
 of ``params.n`` completions per prompt. Prompts are raw strings (completion mode) or lists of chat
 messages (chat mode, rendered with the model's chat template or sent to ``/v1/chat/completions``).
 
-White-box methods (RLoT's PRM rewards, CoLa, TaH, HRPO) need more than text: they check a declared
-capability with :func:`require_capability`, which fails with one clear error on black-box backends
-such as an OpenAI-compatible server.
+White-box methods (RLoT's PRM rewards, CoLa, TaH, HRPO) need the model itself: they call
+:func:`require_whitebox`, which returns the backend's typed handle
+(:class:`~reasonkit.models.whitebox.WhiteBoxLM`: embeddings, layer paths, per-occurrence and
+per-depth cache slots, the LM head) or fails with one clear error on a black-box backend such as an
+OpenAI-compatible server.
 
-Capabilities:
+Capabilities (``backend.capabilities``):
   - ``"loglikelihood"``: ``loglikelihood(prefix, continuations) -> list[float]`` (sum of token
     log-probabilities of each continuation given the prefix).
-  - ``"hidden_states"``: ``model`` and ``tokenizer`` attributes expose a transformers model that
-    returns hidden states.
-  - ``"layers"``: the model's decoder layers are an indexable ``nn.ModuleList`` (layer surgery).
+  - ``"whitebox"``: ``backend.whitebox`` is a :class:`~reasonkit.models.whitebox.WhiteBoxLM`.
   - ``"chat"``: chat-message prompts are supported.
 """
 
@@ -21,11 +21,14 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterable, Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from reasonkit.types import Completion, Prompt, SamplingParams
 
-CAPABILITIES: tuple[str, ...] = ("loglikelihood", "hidden_states", "layers", "chat")
+if TYPE_CHECKING:
+    from reasonkit.models.whitebox.handle import WhiteBoxLM
+
+CAPABILITIES: tuple[str, ...] = ("loglikelihood", "whitebox", "chat")
 
 
 class BackendError(RuntimeError):
@@ -69,6 +72,23 @@ def warn_outside_training(backend: Any, kinds: Iterable[str], what: str, stackle
         stacklevel=stacklevel,
     )
     return True
+
+
+def require_whitebox(backend: Any, needed_by: str) -> WhiteBoxLM:
+    """The white-box handle of ``backend`` (through wrappers such as CachedBackend), or a
+    :class:`CapabilityError` naming ``needed_by`` and what to use instead."""
+    if "whitebox" not in getattr(backend, "capabilities", frozenset()):
+        reason = (
+            "it runs no local model"
+            if not hasattr(backend, "whitebox")
+            else "its model family has no white-box adapter (supported: GatedLM and Llama, Qwen2, Qwen3, Mistral)"
+        )
+        raise CapabilityError(
+            f"{needed_by} needs the model itself, and backend {backend.name!r} ({type(backend).__name__}) "
+            f"cannot give it: {reason}. Use a local model instead: 'builtin', an HF id or a local directory"
+        )
+    handle: WhiteBoxLM = backend.whitebox
+    return handle
 
 
 def require_capability(backend: LanguageModel, capability: str, needed_by: str) -> None:

@@ -8,7 +8,7 @@ What it guarantees:
     ``batch_size`` sequences (prompts x samples) to waste little compute on padding;
   - greedy decoding (temperature 0) computes one row per prompt and copies it ``n`` times;
   - a seeded request is reproducible whatever else shares its batch: sample j of a prompt seeded
-    with s uses a generator seeded from (s, j) (see :mod:`reasonkit.backends.decoding`); results can
+    with s uses a generator seeded from (s, j) (see :mod:`reasonkit.models.sampling`); results can
     still differ in the last float bits between batch compositions (padding changes kernel shapes),
     which can flip a near-tie; unseeded sampling follows ``torch.manual_seed``;
   - stop strings end each row early and are trimmed from the text; ``tokens_out`` counts the tokens
@@ -39,11 +39,14 @@ from typing import Any
 import torch
 from transformers import StoppingCriteria
 
-from reasonkit.backends.base import BackendError
-from reasonkit.backends.decoding import RowSampler, StopOnStrings, row_generator
+from reasonkit.backends.base import BackendError, CapabilityError
 from reasonkit.backends.hf_load import fingerprint, load, read_model_card, register_reasonkit_models
 from reasonkit.backends.request import check_prompt, check_prompts, trim_at_stop
 from reasonkit.backends.threads import auto_threads, check_threads, torch_threads
+from reasonkit.models.sampling import RowSampler, StopOnStrings, row_generator
+from reasonkit.models.whitebox.cache import check_path
+from reasonkit.models.whitebox.decode_loop import DecodeHooks, decode
+from reasonkit.models.whitebox.handle import WhiteBoxLM, open_whitebox
 from reasonkit.types import Completion, Prompt, SamplingParams
 
 _Row = tuple[int, int, list[int]]  # (prompt index, sample index, prompt token ids)
@@ -65,6 +68,8 @@ class HFBackend:
         prompt_pack: str | None = None,
         name: str | None = None,
         threads: int | None = None,
+        path: Sequence[int] | None = None,
+        hooks: DecodeHooks | None = None,
     ):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -85,6 +90,14 @@ class HFBackend:
             self.tokenizer = tokenizer if tokenizer is not None else _tokenizer_for(model)
             default_name = getattr(model, "name_or_path", "") or type(model).__name__
         self.name: str = name or default_name
+        self._whitebox: WhiteBoxLM | None = None
+        #: the layer path every forward runs (None: the model's own), and decode hooks (white-box loop)
+        self.path: tuple[int, ...] | None = None
+        if path is not None:
+            self.path = check_path(path, self.whitebox.num_layers)
+        self.hooks = hooks
+        if self.path is not None:  # another model: run directories and caches must tell them apart
+            self.name += f"@layers={format_path(self.path)}"
         #: name plus a digest of the checkpoint's files (CachedBackend keys on it); a model object passed in
         #: has no files to digest, so its fingerprint is its name: do not cache a model you are training.
         self.fingerprint: str = f"{self.name}@{digest}" if digest else self.name
@@ -93,8 +106,7 @@ class HFBackend:
         #: problem kinds the model was trained for (the model card's "kinds"); None: a general-purpose model
         self.kinds: tuple[str, ...] | None = tuple(card["kinds"]) if card.get("kinds") else None
         self.capabilities: frozenset[str] = frozenset(
-            {"loglikelihood", "hidden_states", "chat"}
-            | ({"layers"} if _decoder_layers(self.model) is not None else set())
+            {"loglikelihood", "chat"} | ({"whitebox"} if self._open_whitebox() is not None else set())
         )
         check_threads(threads)
         #: torch CPU threads during this backend's calls: given, else 1 for a small CPU model (threads.py)
@@ -108,6 +120,32 @@ class HFBackend:
         self._eos_ids = _eos_ids(self.model, self.tokenizer)
         pad = self.tokenizer.pad_token_id
         self._pad_id: int = pad if pad is not None else (min(self._eos_ids) if self._eos_ids else 0)
+
+    # ---- white-box access ------------------------------------------------------------------------
+    @property
+    def whitebox(self) -> WhiteBoxLM:
+        """The model opened up for methods that edit its forward (:mod:`reasonkit.models.whitebox`);
+        CapabilityError when its family has no white-box adapter."""
+        handle = self._open_whitebox()
+        if handle is None:
+            raise CapabilityError(
+                f"{self.name!r} ({type(self.model).__name__}) has no white-box adapter: {self._whitebox_error}"
+            )
+        return handle
+
+    def _open_whitebox(self) -> WhiteBoxLM | None:
+        if self._whitebox is None and self.model is not None and not hasattr(self, "_whitebox_error"):
+            try:
+                self._whitebox = open_whitebox(self.model, self.tokenizer)
+            except ValueError as exc:
+                self._whitebox_error = str(exc)
+        return self._whitebox
+
+    @property
+    def uses_whitebox_decode(self) -> bool:
+        """Whether generation runs the white-box decode loop (a layer path or hooks) instead of
+        transformers' ``generate``."""
+        return self.path is not None or self.hooks is not None
 
     # ---- prompts -------------------------------------------------------------------------------
     def render(self, prompt: Prompt) -> str:
@@ -192,6 +230,8 @@ class HFBackend:
             )
 
     def _generate_rows(self, rows: Sequence[_Row], params: SamplingParams) -> list[Completion]:
+        if self.uses_whitebox_decode:
+            return self._decode_rows(rows, params)
         width = max(len(ids) for _, _, ids in rows)
         device = _input_device(self.model)
         input_ids = torch.full((len(rows), width), self._pad_id, dtype=torch.long)
@@ -240,6 +280,35 @@ class HFBackend:
             for tokens, (_, _, ids), stop_at, cap in zip(generated, rows, stopped, caps)
         ]
 
+    def _decode_rows(self, rows: Sequence[_Row], params: SamplingParams) -> list[Completion]:
+        """The white-box decode loop (same samplers, stop strings and caps as ``generate``)."""
+        caps = self._row_caps(rows, params.max_new_tokens)
+        decoded = decode(
+            self.whitebox,
+            [ids for _, _, ids in rows],
+            max_new_tokens=[params.max_new_tokens if cap is None else cap for cap in caps],
+            temperature=params.temperature,
+            top_k=params.top_k,
+            top_p=params.top_p,
+            generators=[row_generator(params.seed, j) for _, j, _ in rows]
+            if params.temperature > 0
+            else None,
+            eos_ids=self._eos_ids,
+            stop=params.stop,
+            pad_id=self._pad_id,
+            path=self.path,
+            hooks=self.hooks,
+        )
+        results = []
+        for row, (_, _, ids) in zip(decoded, rows):
+            stop_at = (
+                len(row.tokens)
+                if row.finish_reason == "stop" and row.tokens[-1] not in self._eos_ids
+                else None
+            )
+            results.append(self._completion(row.tokens, len(ids), stop_at, params))
+        return results
+
     def _row_caps(self, rows: Sequence[_Row], max_new_tokens: int) -> list[int | None]:
         """New tokens each row may generate before reaching the context (None: the budget fits, or the
         prompt alone fills the context and is generated from anyway, see :meth:`_check_context`)."""
@@ -286,6 +355,12 @@ class HFBackend:
         scores = [0.0] * len(conts)
         todo = [k for k, ids in enumerate(conts) if ids]
         with self._lock, torch_threads(self.threads), _inference(self.model):
+            if self.uses_whitebox_decode:
+                for start in range(0, len(todo), self.batch_size):
+                    chunk = todo[start : start + self.batch_size]
+                    for k, value in zip(chunk, self._score_whitebox(context, [conts[k] for k in chunk])):
+                        scores[k] = value
+                return scores
             prefix_out = self.model(
                 input_ids=torch.tensor([context], device=_input_device(self.model)), use_cache=True
             )
@@ -345,6 +420,22 @@ class HFBackend:
             values.append(float(logprobs[b, positions, targets].sum()))
         return values
 
+    def _score_whitebox(self, context: list[int], conts: list[list[int]]) -> list[float]:
+        """Prefix and continuation in one white-box forward per batch (the backend's layer path)."""
+        lm = self.whitebox
+        ids, mask, _ = _right_pad([context + c for c in conts], self._pad_id)
+        device = lm.device
+        out = lm.forward(
+            lm.embed(ids.to(device)), attention_mask=mask.to(device), path=self.path, use_cache=False
+        )
+        logprobs = torch.log_softmax(lm.logits(out.hidden).float(), dim=-1)
+        values = []
+        for b, tokens in enumerate(conts):
+            positions = torch.arange(len(context) - 1, len(context) + len(tokens) - 1, device=logprobs.device)
+            targets = torch.tensor(tokens, device=logprobs.device)
+            values.append(float(logprobs[b, positions, targets].sum()))
+        return values
+
     def close(self) -> None:
         """Drop the model so its memory can be freed (the object is unusable afterwards)."""
         self.model = None
@@ -359,6 +450,11 @@ class HFBackend:
 
     def __repr__(self) -> str:
         return f"HFBackend({self.name!r}, prompt_pack={self.prompt_pack!r}, batch_size={self.batch_size})"
+
+
+def format_path(path: Sequence[int]) -> str:
+    """A layer path as the spec writes it: comma-separated layer indices ("" for the empty path)."""
+    return ",".join(str(i) for i in path)
 
 
 @contextmanager
@@ -429,11 +525,6 @@ def _cache_argument(model: Any) -> str:
     import inspect
 
     return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
-
-
-def _decoder_layers(model: Any) -> Any:
-    layers = getattr(getattr(model, "model", None), "layers", None)
-    return layers if isinstance(layers, torch.nn.ModuleList) else None
 
 
 def _input_device(model: Any) -> torch.device:

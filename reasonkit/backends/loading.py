@@ -29,10 +29,18 @@ from reasonkit.backends.base import BackendError, LanguageModel
 HF_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 BUILTIN_DIR = Path(__file__).resolve().parent.parent / "models" / "zoo" / "builtin"
 
+#: Specs of models that a method changes: ``NAME:ARGUMENTS`` -> the ``module:function`` that loads
+#: them (called with the arguments and load_backend's keyword arguments; imported only when used).
+#: A method package adds its line here (docs/ARCHITECTURE.md, "Adding a method").
+METHOD_SPECS: dict[str, str] = {
+    "layers": "reasonkit.backends.loading:layer_path_backend",
+}
+
 SPEC_FORMS = (
     "'builtin'; 'openai:http://HOST:PORT/v1#MODEL'; 'openai:http://HOST:PORT/v1/MODEL'; "
     "'http://HOST:PORT/v1' (the one model it serves) or 'http://HOST:PORT/v1#MODEL'; "
-    "an HF id such as 'Qwen/Qwen2.5-0.5B-Instruct'; a local model directory (optionally prefixed 'hf:')"
+    "an HF id such as 'Qwen/Qwen2.5-0.5B-Instruct'; a local model directory (optionally prefixed 'hf:'); "
+    "'layers:0,1,1,2-7@builtin' (a local model run through a layer path)"
 )
 
 
@@ -42,9 +50,9 @@ class SpecError(BackendError, ValueError):
 
 @dataclass(frozen=True)
 class BackendSpec:
-    kind: Literal["builtin", "openai", "hf"]
-    target: str  # the base URL for servers, the id or path for HF models
-    model: str | None = None  # the served model name (servers only; None: ask the server)
+    kind: Literal["builtin", "openai", "hf", "method"]
+    target: str  # the base URL for servers, the id or path for HF models, a method's arguments
+    model: str | None = None  # the served model name (servers; None: ask the server), or the method
 
 
 def parse_spec(spec: str) -> BackendSpec:
@@ -63,6 +71,9 @@ def parse_spec(spec: str) -> BackendSpec:
         return _server_spec(rest, spec)
     if spec.startswith(("http://", "https://")):
         return _server_spec(spec, spec)
+    method, sep, arguments = spec.partition(":")
+    if sep and method in METHOD_SPECS:
+        return BackendSpec("method", arguments, method)
     if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", spec):
         raise SpecError(f"{spec!r}: unsupported URL scheme; accepted forms: {SPEC_FORMS}")
     target = spec[len("hf:") :] if spec.startswith("hf:") else spec
@@ -106,7 +117,13 @@ def load_backend(spec: str, *, cache: bool | str | Path | None = None, **kwargs:
     """The backend ``spec`` names (see the module docstring); ``cache`` wraps it in a CachedBackend."""
     parsed = parse_spec(spec)
     backend: LanguageModel
-    if parsed.kind == "openai":
+    if parsed.kind == "method":
+        assert parsed.model is not None
+        module_name, function = METHOD_SPECS[parsed.model].split(":")
+        import importlib
+
+        backend = getattr(importlib.import_module(module_name), function)(parsed.target, **kwargs)
+    elif parsed.kind == "openai":
         backend = _server_backend(parsed, kwargs)
     elif parsed.kind == "builtin":
         if not (BUILTIN_DIR / "config.json").is_file():
@@ -158,3 +175,34 @@ def _server_backend(parsed: BackendSpec, kwargs: dict[str, Any]) -> LanguageMode
     if isinstance(kinds, list) and kinds and "kinds" not in kwargs:
         kwargs = {**kwargs, "kinds": [str(k) for k in kinds]}
     return OpenAIBackend(parsed.target, str(info["id"]), **kwargs)
+
+
+def parse_layer_path(text: str) -> tuple[int, ...]:
+    """``"0,1,1,3-5"`` -> (0, 1, 1, 3, 4, 5): layer indices in order, ``a-b`` for a run of layers."""
+    path: list[int] = []
+    for part in (p.strip() for p in text.split(",")) if text.strip() else ():
+        low, dash, high = part.partition("-")
+        try:
+            first, last = int(low), int(high) if dash else int(low)
+        except ValueError:
+            raise SpecError(
+                f"layer path {text!r}: {part!r} is not a layer index or a run 'a-b'; write e.g. 0,1,1,2-7"
+            ) from None
+        if last < first:
+            raise SpecError(f"layer path {text!r}: the run {part!r} goes backwards; list the layers instead")
+        path.extend(range(first, last + 1))
+    return tuple(path)
+
+
+def layer_path_backend(arguments: str, **kwargs: Any) -> LanguageModel:
+    """``layers:PATH@MODEL``: the local model ``MODEL`` (any spec of a local model) with every forward
+    running the layer path ``PATH`` (skips and repeats; see :func:`parse_layer_path`)."""
+    path_text, at, base = arguments.partition("@")
+    if not at or not base.strip():
+        raise SpecError(f"'layers:{arguments}': give the path and the model, e.g. 'layers:0,1,1,2-7@builtin'")
+    if parse_spec(base).kind not in ("builtin", "hf"):
+        raise SpecError(
+            f"'layers:{arguments}': a layer path runs inside a local model, and {base!r} is not one; "
+            "use 'builtin', an HF id or a local model directory"
+        )
+    return load_backend(base, path=parse_layer_path(path_text), **kwargs)

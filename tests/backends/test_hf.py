@@ -42,7 +42,8 @@ def lm(llama, tokenizer) -> HFBackend:
 
 def test_protocol_and_capabilities(lm):
     assert isinstance(lm, LanguageModel)
-    assert lm.capabilities == {"loglikelihood", "hidden_states", "chat", "layers"}
+    assert lm.capabilities == {"loglikelihood", "whitebox", "chat"}
+    assert lm.whitebox.family == "llama" and lm.whitebox.num_layers == 2
     assert lm.name == "tiny-llama" and lm.prompt_pack == "natural"
     assert lm.model is not None and lm.tokenizer is not None
 
@@ -316,3 +317,37 @@ def test_a_small_cpu_model_generates_on_one_thread_and_restores_the_callers_coun
     finally:
         handle.remove()
         torch.set_num_threads(previous)
+
+
+def test_a_layer_path_backend_decodes_with_the_whitebox_loop(llama, tokenizer):
+    default = HFBackend(llama, tokenizer, name="tiny")
+    same = HFBackend(llama, tokenizer, name="tiny", path=(0, 1))  # the default path, through the loop
+    assert same.uses_whitebox_decode and same.name == "tiny@layers=0,1" and default.name == "tiny"
+    params = SamplingParams(max_new_tokens=10, stop=("\n",))
+    assert same.generate(PROMPTS, params) == default.generate(PROMPTS, params)
+    sampled = SamplingParams(max_new_tokens=6, temperature=1.0, n=2, seed=4)
+    assert same.generate(PROMPTS, sampled) == default.generate(PROMPTS, sampled)  # same per-row draws
+    repeated = HFBackend(llama, tokenizer, name="tiny", path=(0, 0, 1))
+    assert repeated.generate(PROMPTS, params) != default.generate(PROMPTS, params)
+    # scoring runs the path too: against the handle's own forward
+    lm = repeated.whitebox
+    context, cont = (
+        tokenizer("The quick")["input_ids"],
+        tokenizer(" brown", add_special_tokens=False)["input_ids"],
+    )
+    with torch.no_grad():
+        logits = lm.logits(lm.forward(lm.embed(torch.tensor([context + cont])), path=(0, 0, 1)).hidden)
+    logprobs = torch.log_softmax(logits[0].float(), -1)
+    want = sum(float(logprobs[len(context) - 1 + i, t]) for i, t in enumerate(cont))
+    assert repeated.loglikelihood("The quick", [" brown"])[0] == pytest.approx(want, abs=1e-5)
+    with pytest.raises(ValueError, match=r"layer indices in \[0, 2\)"):
+        HFBackend(llama, tokenizer, path=(0, 2))
+
+
+def test_black_box_backends_have_no_whitebox():
+    from reasonkit.backends.base import CapabilityError, require_whitebox
+    from reasonkit.backends.openai import OpenAIBackend
+
+    server = OpenAIBackend("http://127.0.0.1:9/v1", "m")
+    with pytest.raises(CapabilityError, match=r"CoLa needs the model itself.*runs no local model.*'builtin'"):
+        require_whitebox(server, "CoLa")

@@ -14,6 +14,7 @@ from reasonkit.backends.cached import CachedBackend
 from reasonkit.backends.hf import HFBackend
 from reasonkit.backends.loading import BackendSpec, SpecError, load_backend, parse_spec
 from reasonkit.backends.openai import OpenAIBackend
+from reasonkit.types import SamplingParams
 
 
 @pytest.mark.parametrize(
@@ -150,3 +151,27 @@ def test_plain_url_of_a_server_without_a_models_route_is_told_to_name_the_model(
         with pytest.raises(BackendError, match=r"HTTP 404.*name the model in the spec") as err:
             load_backend(srv.url, max_retries=0)
         assert f"'openai:{srv.url}#MODEL'" in str(err.value)
+
+
+def test_layer_path_specs(model_dir):
+    from reasonkit.backends.loading import parse_layer_path
+
+    assert parse_layer_path("0,1,1,3-5") == (0, 1, 1, 3, 4, 5) and parse_layer_path("") == ()
+    lm = load_backend(f"layers:0,0,1@{model_dir}")
+    assert lm.path == (0, 0, 1) and lm.name.endswith("@layers=0,0,1")
+    assert lm.generate(["hello"], SamplingParams(max_new_tokens=3))[0][0].tokens_out >= 1
+
+
+@pytest.mark.parametrize(
+    ("spec", "needle"),
+    [
+        ("layers:0,1", "give the path and the model"),
+        ("layers:0,x@builtin", "'x' is not a layer index"),
+        ("layers:3-1@builtin", "goes backwards"),
+        ("layers:0@http://127.0.0.1:9/v1#m", "is not one; use 'builtin'"),
+        ("layers:0,9@builtin", r"layer indices in \[0, 8\)"),
+    ],
+)
+def test_bad_layer_path_specs_name_the_fix(spec, needle):
+    with pytest.raises(ValueError, match=needle):
+        load_backend(spec)

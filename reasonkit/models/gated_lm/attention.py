@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from reasonkit.kernels import gated_attention
-from reasonkit.models.gated_lm.cache import GatedLMCache
+from reasonkit.models.gated_lm.cache import MixerCache
 from reasonkit.models.gated_lm.configuration import GatedLMConfig
 from reasonkit.models.gated_lm.layers import apply_rotary
 
@@ -44,10 +44,14 @@ class GatedAttentionMixer(nn.Module):
         x: torch.Tensor,
         rotary: tuple[torch.Tensor, torch.Tensor],
         key_mask: torch.Tensor | None = None,
-        cache: GatedLMCache | None = None,
+        cache: MixerCache | None = None,
         slot: int = 0,
     ) -> torch.Tensor:
-        """x (B, T, hidden); rotary cos/sin (B, T, 1, D); key_mask (B, past + T) bool or None -> (B, T, hidden)."""
+        """x (B, T, hidden); rotary cos/sin (B, T, 1, D) -> (B, T, hidden).
+
+        ``key_mask``: None, key padding (B, past + T) bool with the causal band aligned bottom-right,
+        or one row per query (B, T, keys) bool that says everything (the white-box layer's masks).
+        """
         B, T, _ = x.shape
         H, Hkv, D = self.num_heads, self.num_kv_heads, self.head_dim
         q_and_gate = self.q_proj(x).view(B, T, H, D + self.gate_dim)
@@ -59,5 +63,6 @@ class GatedAttentionMixer(nn.Module):
         q, k = apply_rotary(q, cos, sin).to(v.dtype), apply_rotary(k, cos, sin).to(v.dtype)
         if cache is not None:
             k, v = cache.update_kv(slot, k, v)  # (B, past + T, Hkv, D)
-        o = gated_attention(q, k, v, gate, causal=True, attention_mask=key_mask)  # (B, T, H, D)
+        causal = key_mask is None or key_mask.dim() == 2
+        o = gated_attention(q, k, v, gate, causal=causal, attention_mask=key_mask)  # (B, T, H, D)
         return self.o_proj(o.reshape(B, T, H * D))

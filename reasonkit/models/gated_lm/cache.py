@@ -13,6 +13,9 @@ Besides the per-slot states the cache keeps, for the whole batch:
 Keys and values live in buffers whose capacity doubles when full, so a decode step writes in place
 instead of concatenating the whole past (amortised O(1) per token).
 
+Mixers reach their slot through :class:`MixerCache` (``update_kv``, ``get_state``, ``set_state``), the
+protocol the white-box layer's per-depth cache views implement too (:mod:`reasonkit.models.whitebox`).
+
 It follows the parts of transformers' ``Cache`` interface that ``generate()`` uses
 (``get_seq_length``, ``is_linear``, ``reorder_cache`` for beam search, ``batch_repeat_interleave``,
 ``batch_select_indices``) without subclassing it: transformers' ``DynamicCache`` builds layers from
@@ -23,10 +26,23 @@ transformers' own xLSTM and Mamba caches).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Protocol
 
 import torch
 
 RecurrentState = tuple[torch.Tensor, ...]
+
+
+class MixerCache(Protocol):
+    """What a mixer needs from a cache: its slot's keys/values or recurrent state."""
+
+    def update_kv(
+        self, slot: int, keys: torch.Tensor, values: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+    def get_state(self, slot: int) -> RecurrentState | None: ...
+
+    def set_state(self, slot: int, state: RecurrentState) -> None: ...
 
 
 def _grow(buffer: torch.Tensor, used: int, needed: int) -> torch.Tensor:
@@ -128,6 +144,13 @@ class GatedLMCache:
         buf_v[:, past : past + T] = values
         self._keys[slot], self._values[slot] = buf_k, buf_v
         return buf_k[:, : past + T], buf_v[:, : past + T]
+
+    def get_state(self, slot: int) -> RecurrentState | None:
+        """The recurrent state of a GLA / sLSTM slot (None before its first token)."""
+        return self.recurrent[slot]
+
+    def set_state(self, slot: int, state: RecurrentState) -> None:
+        self.recurrent[slot] = state
 
     # ---- batch surgery (beam search, n > 1 sampling, dropping finished rows) ----
     def _map_rows(self, fn) -> None:  # type: ignore[no-untyped-def]

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from reasonkit.kernels import chunk_gla, fused_recurrent_gla, gla_step
-from reasonkit.models.gated_lm.cache import GatedLMCache
+from reasonkit.models.gated_lm.cache import MixerCache
 from reasonkit.models.gated_lm.configuration import GatedLMConfig
 from reasonkit.models.gated_lm.layers import RMSNorm
 
@@ -72,7 +72,7 @@ class GLAMixer(nn.Module):
         self,
         x: torch.Tensor,
         token_mask: torch.Tensor | None = None,
-        cache: GatedLMCache | None = None,
+        cache: MixerCache | None = None,
         slot: int = 0,
     ) -> torch.Tensor:
         """x (B, T, hidden), token_mask (B, T) bool or None (all real) -> (B, T, hidden)."""
@@ -91,7 +91,7 @@ class GLAMixer(nn.Module):
 
         state = None
         if cache is not None:
-            previous = cache.recurrent[slot]
+            previous = cache.get_state(slot)
             state = None if previous is None else previous[0]  # (B, H, K, V) float32
         if cache is not None and T == 1:
             o1, new_state = gla_step(q[:, 0], k[:, 0], v[:, 0], g[:, 0], state)  # (B, H, V)
@@ -102,7 +102,7 @@ class GLAMixer(nn.Module):
             new_state = final  # type: ignore[assignment]
         if cache is not None:
             assert new_state is not None
-            cache.recurrent[slot] = (new_state,)
+            cache.set_state(slot, (new_state,))
 
         gate = self.g_proj(x).view(B, T, H, self.head_v_dim)
         o = self.g_norm(o) * F.silu(gate)  # (B, T, H, V)

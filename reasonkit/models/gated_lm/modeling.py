@@ -39,7 +39,7 @@ from transformers.modeling_outputs import BaseModelOutputWithPast, CausalLMOutpu
 from transformers.utils.deprecation import deprecate_kwarg
 
 from reasonkit.models.gated_lm.attention import GatedAttentionMixer
-from reasonkit.models.gated_lm.cache import GatedLMCache
+from reasonkit.models.gated_lm.cache import GatedLMCache, MixerCache
 from reasonkit.models.gated_lm.configuration import GatedLMConfig
 from reasonkit.models.gated_lm.gla import GLAMixer
 from reasonkit.models.gated_lm.layers import RMSNorm, RotaryEmbedding, SwiGLU
@@ -71,7 +71,7 @@ class GatedLMDecoderLayer(GradientCheckpointingLayer):
         token_mask: torch.Tensor | None = None,
         key_mask: torch.Tensor | None = None,
         rotary: tuple[torch.Tensor, torch.Tensor] | None = None,
-        cache: GatedLMCache | None = None,
+        cache: MixerCache | None = None,
         slot: int = 0,
     ) -> torch.Tensor:
         """hidden_states (B, T, hidden) -> (B, T, hidden); ``slot`` is this visit's index in the cache."""

@@ -23,7 +23,7 @@ from torch import nn
 from transformers import initialization as init
 
 from reasonkit.kernels import slstm, slstm_step
-from reasonkit.models.gated_lm.cache import GatedLMCache
+from reasonkit.models.gated_lm.cache import MixerCache
 from reasonkit.models.gated_lm.configuration import GatedLMConfig
 from reasonkit.models.gated_lm.layers import RMSNorm
 
@@ -60,7 +60,7 @@ class SLSTMMixer(nn.Module):
         self,
         x: torch.Tensor,
         token_mask: torch.Tensor | None = None,
-        cache: GatedLMCache | None = None,
+        cache: MixerCache | None = None,
         slot: int = 0,
     ) -> torch.Tensor:
         """x (B, T, hidden), token_mask (B, T) bool or None (all real) -> (B, T, hidden)."""
@@ -68,13 +68,14 @@ class SLSTMMixer(nn.Module):
         wx = self.in_proj(x).view(B, T, 4, self.num_heads, self.head_dim)  # (B, T, 4, N, D)
         r, b = self.recurrent_weight.to(wx.dtype), self.recurrent_bias.to(wx.dtype)
         states = None
-        if cache is not None and cache.recurrent[slot] is not None:
-            states = cache.recurrent[slot][0].movedim(0, 1)  # type: ignore[index]  # (4, B, N, D)
+        previous = cache.get_state(slot) if cache is not None else None
+        if previous is not None:
+            states = previous[0].movedim(0, 1)  # (4, B, N, D)
         if cache is not None and T == 1 and token_mask is None:
             h1, final = slstm_step(wx[:, 0], r, b, states)  # (B, N, D)
             h = h1[:, None]
         else:
             h, final = slstm(wx, r, b, states, mask=token_mask)  # (B, T, N, D)
         if cache is not None:
-            cache.recurrent[slot] = (final.movedim(1, 0),)  # batch-first for the cache's row surgery
+            cache.set_state(slot, (final.movedim(1, 0),))  # batch-first for the cache's row surgery
         return self.o_proj(self.h_norm(h).reshape(B, T, hidden))

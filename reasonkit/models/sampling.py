@@ -1,4 +1,5 @@
-"""Per-row sampling and stop strings for ``model.generate`` (the pieces HFBackend plugs into it).
+"""Per-row sampling and stop strings, shared by ``model.generate`` (HFBackend plugs them into it) and
+the white-box decode loop (:mod:`reasonkit.models.whitebox.decode_loop`), so both draw the same tokens.
 
 Why not ``generate(do_sample=True)`` with ``torch.manual_seed``: one global generator shared by the
 whole batch makes a seeded request's samples depend on what else is in the batch (and on its
@@ -61,10 +62,10 @@ class RowSampler(LogitsProcessor):
             warpers.append(TopPLogitsWarper(top_p))
         self.warpers = LogitsProcessorList(warpers)
 
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.FloatTensor:
         if scores.shape[0] != len(self.generators):
             raise RuntimeError(f"RowSampler built for {len(self.generators)} rows, got {scores.shape[0]}")
-        warped = self.warpers(input_ids, scores.float())
+        warped = self.warpers(input_ids, scores.float())  # type: ignore[arg-type]
         cdf = torch.softmax(warped, dim=-1).cumsum(dim=-1)  # (B, V)
         uniforms = torch.cat([torch.rand(1, generator=g) for g in self.generators])  # (B,)
         targets = uniforms.to(cdf.device)[:, None] * cdf[:, -1:]
@@ -90,8 +91,8 @@ class StopOnStrings(StoppingCriteria):
         self.window = 4 * max(len(s) for s in self.stops) + 8
         self.stopped_at: list[int | None] = [None] * batch_size
 
-    def __call__(
-        self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any
+    def __call__(  # type: ignore[override]
+        self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs: Any
     ) -> torch.BoolTensor:
         generated = input_ids.shape[1] - self.prompt_length
         rows = [r for r, at in enumerate(self.stopped_at) if at is None]

@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tiny_models import build_tokenizer
 
-from reasonkit.backends.decoding import RowSampler, StopOnStrings, row_generator, row_seed
 from reasonkit.backends.request import check_prompts, trim_at_stop
+from reasonkit.models.sampling import RowSampler, StopOnStrings, row_generator, row_seed
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return build_tokenizer()
+
 
 LOGITS = torch.tensor([2.0, 1.0, 0.5, 0.0, -1.0])
 ROWS = 4000
