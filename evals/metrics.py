@@ -7,7 +7,7 @@ Definitions, as lighteval / lm-evaluation-harness / the Qwen2.5-Math evaluator r
   correct, estimated without bias from c correct out of n (Chen et al. 2021, "Evaluating Large
   Language Models Trained on Code"): ``1 - C(n-c, k) / C(n, k)``.
 - ``maj@k``: correctness of the majority answer among the first k samples (ties go to the answer
-  seen first, as in :func:`reasonkit.strategies.majority_vote`; samples with no answer do not vote).
+  seen first, as in :func:`reasonkit.kit.baselines.majority_vote`; samples with no answer do not vote).
 - ``avg@n``: mean correctness over the n samples of a problem (AIME is commonly reported as avg@16-64
   at temperature 0.6).
 All are averaged over problems.
@@ -19,7 +19,7 @@ import math
 from collections.abc import Hashable, Iterable, Sequence
 from typing import Any
 
-from reasonkit.strategies import majority_vote
+from reasonkit.kit.baselines import majority_vote
 
 
 def accuracy(correct: Iterable[bool | None]) -> float | None:

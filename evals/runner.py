@@ -15,6 +15,7 @@ Interrupt it at any point and run the same command again: finished problems are 
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -311,13 +312,22 @@ def _merge_repeated(argv: Sequence[str], flags: tuple[str, ...]) -> list[str]:
     return [*merged, "--field", *values] if values else merged
 
 
-def eval_command(argv: Sequence[str]) -> int:
-    """``reasonkit eval ...``; ``reasonkit eval compare DIR...`` renders a table from several runs."""
-    args = list(argv)
-    if args and args[0] == "compare":
-        from reasonkit.evals.report import compare_command
+#: ``reasonkit eval NAME ...``: runners beside the benchmark evaluation (imported when run)
+SUBCOMMANDS: dict[str, str] = {
+    "compare": "reasonkit.evals.report:compare_command",
+    "navigator": "reasonkit.evals.compare_navigator:compare_command",
+    "lm": "reasonkit.evals.builtin_lm:evaluate_command",
+}
 
-        return compare_command(args[1:])
+
+def eval_command(argv: Sequence[str]) -> int:
+    """``reasonkit eval ...``; ``reasonkit eval compare DIR...`` renders a table from several runs,
+    ``reasonkit eval navigator`` compares a navigator with the baselines, ``reasonkit eval lm`` scores a
+    built-in-family model on every block task."""
+    args = list(argv)
+    if args and args[0] in SUBCOMMANDS:
+        module_name, function = SUBCOMMANDS[args[0]].split(":")
+        return int(getattr(importlib.import_module(module_name), function)(args[1:]))
     from reasonkit.config import parse_config
 
     config = parse_config(EvalConfig, _merge_repeated(args, ("--field", "--field-map", "--field_map")),

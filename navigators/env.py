@@ -31,12 +31,12 @@ from gymnasium import spaces
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from reasonkit.backends.base import LanguageModel
+from reasonkit.kit.base import resolve_pack
 from reasonkit.navigators.blocks import MAX_DEPTH, N_ACTIONS, Request
 from reasonkit.navigators.episode import Episode, Transition, grade, run_programs
 from reasonkit.navigators.rewards import StepReward, make_reward
 from reasonkit.navigators.state import OBS_DIM, observation, observation_space
 from reasonkit.packs import PromptPack
-from reasonkit.strategies import resolve_pack
 from reasonkit.types import Problem, Step
 
 StepResult = tuple[np.ndarray, float, bool, bool, dict[str, Any]]

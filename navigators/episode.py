@@ -28,11 +28,11 @@ from typing import Any, TypeVar
 
 from reasonkit.answers import grade_many
 from reasonkit.backends.base import LanguageModel
+from reasonkit.kit.base import timed_generate
 from reasonkit.navigators.blocks import BLOCK_PROGRAMS, MAX_DEPTH, Program, Request, ask, effective_block
 from reasonkit.navigators.blocks import terminate as terminate_block
 from reasonkit.navigators.state import self_evaluate
 from reasonkit.packs import BLOCK_IDS, PromptPack
-from reasonkit.strategies import timed_generate
 from reasonkit.types import Completion, Cost, Problem, SamplingParams, Step, prompt_text
 
 T = TypeVar("T")

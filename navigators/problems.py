@@ -69,14 +69,8 @@ def _load_file(path: Path) -> list[Problem]:
 
 
 def _load_benchmark(name: str) -> list[Problem]:
-    try:
-        from reasonkit.evals import load
-    except ImportError:
-        load = None
-    if load is None:
-        raise ValueError(
-            f"task {name!r} needs reasonkit.evals.load, which this installation lacks; use 'arith' or a JSONL file"
-        )
+    from reasonkit.evals.loaders import load  # benchmark data sits below the methods (docs/ARCHITECTURE.md)
+
     try:
         return list(load(name))
     except (KeyError, ValueError) as exc:
@@ -89,7 +83,7 @@ def hard_problems(
     problems: Sequence[Problem], backend: LanguageModel, pack: Any = None, batch_size: int = 64
 ) -> list[Problem]:
     """The problems ``backend`` answers wrongly with a direct prompt (the paper's training set)."""
-    from reasonkit.strategies import Direct
+    from reasonkit.kit.baselines import Direct
 
     direct = Direct(pack=pack)
     hard: list[Problem] = []

@@ -24,12 +24,12 @@ from typing import Any
 import numpy as np
 
 from reasonkit.backends.base import LanguageModel
+from reasonkit.kit.base import UNLIMITED, Budget, finish_traces, resolve_pack
 from reasonkit.navigators.blocks import MAX_DEPTH
 from reasonkit.navigators.episode import Episode, run_programs
 from reasonkit.navigators.navigator import Navigator
 from reasonkit.navigators.state import observation
 from reasonkit.packs import BLOCK_IDS, BLOCKS
-from reasonkit.strategies import UNLIMITED, Budget, finish_traces, resolve_pack
 from reasonkit.types import Problem, Trace
 
 #: Chooses the next action for each unfinished episode (given in the same order).

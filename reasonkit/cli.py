@@ -30,7 +30,7 @@ COMMANDS: dict[str, Command] = {
     ),
     "eval": Command(
         "reasonkit.evals.runner:eval_command",
-        "evaluate a model and strategy on a benchmark (reasonkit eval compare DIR... for a table)",
+        "evaluate on a benchmark; eval compare DIR... (a table), eval navigator (navigator vs baselines), eval lm (block tasks)",
     ),
     "train-workspace": Command(
         "reasonkit.workspaces.command:train_workspace_command",

@@ -83,5 +83,5 @@ def test_a_bare_name_without_an_installed_package_fails_like_a_missing_package()
 
 
 def test_module_commands_run_from_the_clone_root() -> None:
-    out = run_in_root("", args=("-m", "reasonkit.navigators.compare", "--help"))
+    out = run_in_root("", args=("-m", "reasonkit.evals.compare_navigator", "--help"))
     assert "usage" in out.lower()

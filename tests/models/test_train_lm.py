@@ -150,7 +150,7 @@ def test_data_workers_deliver_the_same_ordered_stream(tmp_path):
 
 
 def test_evaluate_reports_every_figure_and_refuses_a_missing_model(tmp_path, capsys):
-    from reasonkit.models.builtin.evaluate import EvaluateConfig, evaluate_command, evaluate_model, markdown
+    from reasonkit.evals.builtin_lm import EvaluateConfig, evaluate_command, evaluate_model, markdown
 
     train_lm(tiny(tmp_path / "run", "--steps", "1"))
     cfg = EvaluateConfig(model=str(tmp_path / "run" / "model"), per_ops=1, states=3, threads=1)

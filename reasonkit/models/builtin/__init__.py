@@ -6,9 +6,11 @@
 * :mod:`.data` — training pairs of every block task as length-bucketed token batches, built by
   DataLoader workers;
 * :mod:`.train` — ``reasonkit train-lm`` (config: :class:`~.config.TrainLMConfig`), resumable;
-* :mod:`.checkpoint` — model construction, checkpoints, the exported model directory;
-* :mod:`.evaluate` — CoT accuracy by number of operations, refine repair rate and self-evaluation
-  agreement on the test split (``python -m reasonkit.models.builtin.evaluate --model DIR``).
+* :mod:`.checkpoint` — model construction, checkpoints, the exported model directory.
+
+Its evaluation on every block task — CoT accuracy by number of operations, refine repair rate,
+self-evaluation agreement — runs models through backends and strategies, so it lives with the other
+runners: ``reasonkit eval lm --model DIR`` (:mod:`reasonkit.evals.builtin_lm`).
 
 docs/builtin-model.md has the recipe, the measured quality and the decisions behind them.
 """
@@ -18,17 +20,13 @@ from __future__ import annotations
 from reasonkit.models.builtin.config import TrainLMConfig
 from reasonkit.models.builtin.tokenizer import build_tokenizer
 
-__all__ = ["TrainLMConfig", "build_tokenizer", "evaluate_model", "train_lm", "train_lm_command"]
+__all__ = ["TrainLMConfig", "build_tokenizer", "train_lm", "train_lm_command"]
 
 
 def __getattr__(name: str) -> object:
-    # the trainer and evaluator pull in the data pipeline and the controller: load them on first use
+    # the trainer pulls in the data pipeline: load it on first use
     if name in ("train_lm", "train_lm_command"):
         from reasonkit.models.builtin import train
 
         return getattr(train, name)
-    if name == "evaluate_model":
-        from reasonkit.models.builtin import evaluate
-
-        return evaluate.evaluate_model
     raise AttributeError(f"module 'reasonkit.models.builtin' has no attribute {name!r}")

@@ -1,7 +1,7 @@
 """Quality of a built-in-style model on the arith TEST split: the numbers issue 4 sets targets for.
 
-    python -m reasonkit.models.builtin.evaluate --model builtin                  # the shipped model
-    python -m reasonkit.models.builtin.evaluate --model runs/lm/model --out eval.json --markdown eval.md
+    reasonkit eval lm --model builtin                  # the shipped model
+    reasonkit eval lm --model runs/lm/model --out eval.json --markdown eval.md
 
 What it measures (all greedy, through :class:`~reasonkit.backends.hf.HFBackend` and the compact pack,
 so it is exactly what users of ``load_backend(...)`` get):
@@ -221,7 +221,7 @@ def evaluate_model(cfg: EvaluateConfig) -> dict[str, Any]:
 
 
 def evaluate_command(argv: Sequence[str] | None = None) -> int:
-    cfg = parse_config(EvaluateConfig, argv, prog="python -m reasonkit.models.builtin.evaluate")
+    cfg = parse_config(EvaluateConfig, argv, prog="reasonkit eval lm")
     results = evaluate_model(cfg)
     table = markdown(results)
     if cfg.out:

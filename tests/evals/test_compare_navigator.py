@@ -9,7 +9,7 @@ import torch
 from navigator_helpers import ScriptedArithLM
 
 from reasonkit.controller import RunDirError
-from reasonkit.navigators.compare import CompareConfig, compare, navigator_slug, wilson
+from reasonkit.evals.compare_navigator import CompareConfig, compare, navigator_slug, wilson
 from reasonkit.navigators.navigator import Navigator
 from reasonkit.navigators.network import DuelingQNet
 from reasonkit.tasks import arith

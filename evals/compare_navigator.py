@@ -1,6 +1,6 @@
 """Compare a trained navigator with Direct, CoT, CoT-SC(n) and fixed block sequences on held-out problems.
 
-    python -m reasonkit.navigators.compare --navigator builtin-arith --model builtin --task arith
+    reasonkit eval navigator --navigator builtin-arith --model builtin --task arith
 
 Each strategy runs through the controller into its own resumable run directory under ``--out``
 (rerunning skips finished problems; the baselines do not depend on the navigator, so comparing
@@ -201,7 +201,7 @@ def compare(config: CompareConfig, backend: Any = None) -> list[dict[str, Any]]:
 
 
 def compare_command(argv: Sequence[str]) -> int:
-    config = parse_config(CompareConfig, list(argv), prog="python -m reasonkit.navigators.compare")
+    config = parse_config(CompareConfig, list(argv), prog="reasonkit eval navigator")
     compare(config)
     print((Path(config.out) / "results.md").read_text(encoding="utf-8"))
     return 0
