@@ -30,7 +30,7 @@ from reasonkit.controller import Controller
 from reasonkit.evals.loaders import load
 from reasonkit.evals.metrics import accuracy, breakdown, sample_metrics, stderr
 from reasonkit.evals.report import write_report
-from reasonkit.rundir import atomic_write_json, iter_jsonl
+from reasonkit.rundir import atomic_write_json, claim, iter_jsonl
 from reasonkit.strategies import STRATEGIES, Strategy, make_strategy
 from reasonkit.types import Problem, Trace
 
@@ -278,19 +278,20 @@ def run_eval(
         progress=config.progress,
         run_info=run_info,
     )
-    result = controller.run(problems)
-    summary = eval_summary(problems, result.traces, result.summary)
-    summary.update(
-        {
-            "benchmark": config.bench,
-            "model": model_label,
-            "grading": {"math_timeouts": default_verifier().timeouts},
-            "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        }
-    )
-    out = Path(config.out)
-    atomic_write_json(out / "summary.json", summary)
-    write_report(out, summary)
+    with claim(config.out, {}):  # held until the report is written; the controller checks the identity
+        result = controller.run(problems)
+        summary = eval_summary(problems, result.traces, result.summary)
+        summary.update(
+            {
+                "benchmark": config.bench,
+                "model": model_label,
+                "grading": {"math_timeouts": default_verifier().timeouts},
+                "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            }
+        )
+        out = Path(config.out)
+        atomic_write_json(out / "summary.json", summary)
+        write_report(out, summary)
     return summary
 
 

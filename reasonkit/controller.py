@@ -22,13 +22,9 @@ from typing import Any
 
 from reasonkit.backends.base import LanguageModel, declared_kinds, warn_outside_training
 from reasonkit.backends.options import BackendOptions
-from reasonkit.rundir import JsonlAppender, atomic_write_json, iter_jsonl, read_json
+from reasonkit.rundir import JsonlAppender, RunDirError, atomic_write_json, claim, iter_jsonl, read_json
 from reasonkit.strategies import UNLIMITED, Budget, Strategy, make_strategy
 from reasonkit.types import Problem, Trace
-
-
-class RunDirError(ValueError):
-    """The run directory holds a different run, or its records do not match the problems."""
 
 
 def summarize(traces: Sequence[Trace], wall_seconds: float) -> dict[str, Any]:
@@ -96,22 +92,6 @@ class Controller:
         described = getattr(self.strategy, "identity", {})
         return {"strategy": self.strategy.name, "backend": self.backend.name, **described, **self.run_info}
 
-    def _check_run_dir(self) -> None:
-        assert self.run_dir is not None
-        info_path = self.run_dir / "run.json"
-        identity = self._identity()
-        if info_path.exists():
-            stored = read_json(info_path)
-            clash = {k: (stored.get(k), v) for k, v in identity.items() if k in stored and stored[k] != v}
-            if clash:
-                details = ", ".join(f"{k}: stored {a!r} vs now {b!r}" for k, (a, b) in clash.items())
-                raise RunDirError(
-                    f"{self.run_dir} already holds a different run ({details}); "
-                    "pass a new --out directory, or delete this one to start over"
-                )
-        else:
-            atomic_write_json(info_path, {**identity, "created": time.strftime("%Y-%m-%dT%H:%M:%S")})
-
     def load_records(self, problems: Sequence[Problem]) -> dict[str, Trace]:
         """Finished traces already in the run directory, keyed by problem id."""
         path = self.records_path
@@ -137,10 +117,16 @@ class Controller:
             dupes = sorted({i for i in ids if ids.count(i) > 1})[:5]
             raise RunDirError(f"problem ids must be unique; repeated: {dupes}")
         done: dict[str, Trace] = {}
-        if self.run_dir is not None:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            self._check_run_dir()
-            done = self.load_records(problems)
+        held = claim(self.run_dir, self._identity()) if self.run_dir is not None else None
+        try:
+            if self.run_dir is not None:
+                done = self.load_records(problems)
+            return self._run(problems, ids, done)
+        finally:
+            if held is not None:
+                held.release()
+
+    def _run(self, problems: list[Problem], ids: list[str], done: dict[str, Trace]) -> RunResult:
         todo = [p for p in problems if p.id not in done]
         if todo:
             warn_outside_training(self.backend, (p.kind for p in todo), "this problem set")

@@ -7,7 +7,9 @@ resumed. The rules that make that safe live here:
   renamed over the target, so a reader never sees half a file;
 - records are appended one JSON line at a time and flushed, and a torn last line (a crash in the
   middle of a write) is dropped on resume instead of poisoning the run;
-- reading a JSONL file that a user gave fails with the file, the line number and what is wrong.
+- reading a JSONL file that a user gave fails with the file, the line number and what is wrong;
+- a run directory belongs to one run: :func:`claim` records what the run is (``run.json``), refuses
+  a run with other settings, and locks the directory against a second process writing into it.
 """
 
 from __future__ import annotations
@@ -15,9 +17,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import sys
 import tempfile
 import threading
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -26,6 +30,10 @@ _UMASK_LOCK = threading.Lock()
 
 class RecordError(ValueError):
     """A JSONL file has a malformed line; the message names the file and the line."""
+
+
+class RunDirError(ValueError):
+    """A run directory holds another run, is in use by another process, or does not match its records."""
 
 
 @contextlib.contextmanager
@@ -159,3 +167,116 @@ class JsonlAppender:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+# ---------------------------------------------------------------------------------------- claims
+
+RUN_FILE = "run.json"
+LOCK_FILE = ".lock"
+
+
+def identity_clash(stored: Mapping[str, Any], now: Mapping[str, Any]) -> list[str]:
+    """The fields both mappings hold with different values, as "field: stored X vs now Y" (fields a
+    newer version added to an identity are not a clash with an older record that lacks them)."""
+    return [
+        f"{k}: stored {stored[k]!r} vs now {v!r}" for k, v in now.items() if k in stored and stored[k] != v
+    ]
+
+
+class Claim:
+    """A run directory held by this process (see :func:`claim`); release it with :meth:`release` or
+    by leaving its ``with`` block. The operating system releases the lock if the process dies."""
+
+    def __init__(self, run_dir: Path, record: dict[str, Any], key: str) -> None:
+        self.run_dir, self.record, self._key = run_dir, record, key
+        self._released = False
+
+    def release(self) -> None:
+        if self._released:
+            return
+        self._released = True
+        lock, count = _HELD[self._key]
+        if count > 1:
+            _HELD[self._key] = (lock, count - 1)
+            return
+        del _HELD[self._key]
+        if lock is not None:
+            lock.close()  # closing the file drops the flock
+
+    def __enter__(self) -> Claim:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def claim(run_dir: str | Path, identity: Mapping[str, Any], *, what: str = "run") -> Claim:
+    """Take ``run_dir`` for the run that ``identity`` (JSON-able fields) describes.
+
+    The directory is created if needed and locked for this process: a second process claiming it
+    fails at once with a :class:`RunDirError` naming the holder (pid, command, since when); claims
+    nest within one process (an eval's claim around its controller's). Then the identity is compared
+    with the one stored in ``run.json``: a field with another value is refused, naming the fields and
+    the fix; fields the record lacks are added to it. Every runner and trainer takes its run
+    directory this way, so a resumed run is always the same run.
+    """
+    directory = Path(run_dir)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise RunDirError(f"{directory} exists and is not a directory; pass another --out") from None
+    key = str(directory.resolve())
+    if key in _HELD:
+        lock, count = _HELD[key]
+        _HELD[key] = (lock, count + 1)
+    else:
+        _HELD[key] = (_lock(directory), 1)
+    held = Claim(directory, {}, key)
+    try:
+        path = directory / RUN_FILE
+        stored = read_json(path) if path.exists() else {"created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        if not isinstance(stored, dict):
+            raise RunDirError(f"{path} is not a run record (a JSON object); pass another --out")
+        clash = identity_clash(stored, identity)
+        if clash:
+            raise RunDirError(
+                f"{directory} already holds a different {what} ({'; '.join(clash)}); pass a new --out "
+                "directory, or delete this one to start over"
+            )
+        missing = {k: v for k, v in identity.items() if k not in stored}
+        held.record = {**stored, **missing}
+        if missing or not path.exists():
+            atomic_write_json(path, held.record)
+    except BaseException:
+        held.release()
+        raise
+    return held
+
+
+#: run directories this process holds: resolved path -> (lock file, nesting count)
+_HELD: dict[str, tuple[IO[str] | None, int]] = {}
+
+
+def _lock(directory: Path) -> IO[str] | None:
+    """An exclusive, non-blocking flock on ``directory/.lock`` holding who took it (None without fcntl)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory locks here; runs are still checked by identity
+        return None
+    handle = (directory / LOCK_FILE).open("a+", encoding="utf-8")
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise RunDirError(
+            f"{directory} is in use by {holder}; wait for that run to finish (or stop it), then rerun to "
+            "resume, or pass another --out"
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    command = " ".join(sys.argv)[:200]
+    handle.write(f"pid {os.getpid()} ({command}) since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+    handle.flush()
+    return handle

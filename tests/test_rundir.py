@@ -1,8 +1,13 @@
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 
-from reasonkit.rundir import JsonlAppender, RecordError, atomic_write_json, read_jsonl
+from reasonkit.rundir import JsonlAppender, RecordError, RunDirError, atomic_write_json, claim, read_jsonl
 
 
 def test_atomic_write_leaves_no_partial_file(tmp_path):
@@ -40,3 +45,61 @@ def test_atomic_write_respects_umask(tmp_path):
     finally:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "r.json").stat().st_mode) == 0o644
+
+
+def test_claim_records_the_identity_and_refuses_another_run(tmp_path):
+    run = tmp_path / "run"
+    with claim(run, {"model": "a", "seed": 1}) as held:
+        assert held.record["model"] == "a" and "created" in held.record
+    stored = json.loads((run / "run.json").read_text())
+    assert {k: stored[k] for k in ("model", "seed")} == {"model": "a", "seed": 1}
+    with claim(run, {"model": "a", "seed": 1}):  # the same run resumes
+        pass
+    with pytest.raises(RunDirError, match=r"a different run \(seed: stored 1 vs now 2\).*new --out"):
+        claim(run, {"model": "a", "seed": 2})
+    with claim(run, {"model": "a", "extra": True}):  # a field the record lacks is added, not a clash
+        pass
+    assert json.loads((run / "run.json").read_text())["extra"] is True
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(RunDirError, match="not a directory"):
+        claim(tmp_path / "file", {})
+
+
+def test_claims_nest_in_one_process(tmp_path):
+    outer = claim(tmp_path, {"a": 1})
+    with claim(tmp_path, {"a": 1}):
+        pass
+    outer.release()
+    outer.release()  # releasing twice is harmless
+    with claim(tmp_path, {"a": 1}):
+        pass
+
+
+HOLDER = """
+import sys, time
+from reasonkit.rundir import claim
+held = claim(sys.argv[1], {"who": "holder"})
+print("held", flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_second_process_is_refused_until_the_holder_dies(tmp_path):
+    run = tmp_path / "run"
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(run)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with pytest.raises(RunDirError, match=rf"in use by pid {holder.pid} .*since .*rerun to resume"):
+            claim(run, {"who": "holder"})
+    finally:
+        os.kill(holder.pid, signal.SIGKILL)  # a killed run leaves the lock file, never the lock
+        holder.wait()
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            with claim(run, {"who": "holder"}):
+                break
+        except RunDirError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)

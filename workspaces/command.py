@@ -6,8 +6,10 @@
 Trains "gw", "lstm" and "transformer" on the same batches for every seed, then writes into DIR:
 ``config.json``, ``metrics.jsonl`` (one line per evaluation), ``checkpoints/``, ``runs/`` (one
 summary per model and seed), ``results.json`` (parameter counts and mean ± std accuracy per split),
-``accuracy.png`` (bars with std) and ``curves.png`` (accuracy against training step). Running the
-same command again resumes where it stopped; a directory made with other settings is refused.
+``accuracy.png`` (bars with std) and ``curves.png`` (accuracy against training step); ``run.json``
+holds the settings that define the study. Running the same command again resumes where it stopped;
+a directory made with other settings, or in use by another process, is refused
+(:func:`reasonkit.rundir.claim`).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import torch
 
 from reasonkit.config import config_to_dict, parse_config
 from reasonkit.plots import bar_plot, line_plot
-from reasonkit.rundir import atomic_write_json, read_json, read_jsonl
+from reasonkit.rundir import atomic_write_json, claim, read_jsonl
 from reasonkit.workspaces.addition import SPLITS, AdditionTask, DigitPool, make_pairs
 from reasonkit.workspaces.config import RESULT_FIELDS, WorkspaceConfig
 from reasonkit.workspaces.models import both_digits_read, train_digit_encoder
@@ -36,22 +38,6 @@ SPLIT_DESCRIPTIONS = {
     "extrapolation": "a in [R, E), b in [0, R): first addend and sum beyond the training range",
     "extrapolation_b": "b in [R, E), a in [0, E): more increments than ever trained",
 }
-
-
-def _check_run_dir(out: Path, config: WorkspaceConfig) -> None:
-    """Refuse to mix runs made under different settings in one directory."""
-    path = out / "config.json"
-    current = config_to_dict(config)
-    if path.exists():
-        saved = read_json(path)
-        changed = [k for k in RESULT_FIELDS if saved.get(k) != current.get(k)]
-        if changed:
-            details = ", ".join(f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in changed)
-            raise ValueError(
-                f"{out} holds a run made with other settings ({details}); pass another --out, or "
-                f"delete {out} to start over"
-            )
-    atomic_write_json(path, current)
 
 
 def _encoder_for_seed(
@@ -131,11 +117,18 @@ def _plots(out: Path, results: dict[str, Any]) -> None:
 
 def run_study(config: WorkspaceConfig, *, progress: bool = True) -> dict[str, Any]:
     """Train every model on every seed (resuming), then write results.json and the plots."""
-    from reasonkit.progress import progress_bar
-
     torch.set_num_threads(config.threads)
     out = Path(config.out)
-    _check_run_dir(out, config)
+    current = config_to_dict(config)
+    # the fields that change results define the run; the others (threads, eval_every …) may differ
+    with claim(out, {k: current[k] for k in RESULT_FIELDS}, what="study"):
+        atomic_write_json(out / "config.json", current)
+        return _run_study(config, out, progress)
+
+
+def _run_study(config: WorkspaceConfig, out: Path, progress: bool) -> dict[str, Any]:
+    from reasonkit.progress import progress_bar
+
     assert config.addend_range is not None and config.extrapolation_range is not None
     assert config.code_size is not None and config.steps is not None
     pairs = make_pairs(

@@ -103,8 +103,10 @@ def test_export_loads_through_hf_backend_with_the_compact_pack(tmp_path):
 def test_resume_with_other_settings_is_refused_but_more_steps_extend_the_run(tmp_path):
     train_lm(tiny(tmp_path, "--steps", "2"))
     assert train_lm(tiny(tmp_path, "--steps", "3"))["step"] == 3  # the schedule stretches to the new end
-    with pytest.raises(ValueError, match=r"hidden_size: checkpoint 32 vs now 48.*new --out"):
-        Trainer(tiny(tmp_path, "--steps", "2", "--hidden-size", "48"))
+    with pytest.raises(ValueError, match=r"hidden_size: stored 32 vs now 48.*new --out"):
+        Trainer(tiny(tmp_path, "--steps", "2", "--hidden-size", "48"))  # the checkpoint's settings
+    with pytest.raises(ValueError, match=r"a different train-lm run \(hidden_size: stored 32 vs now 48"):
+        train_lm(tiny(tmp_path, "--steps", "2", "--hidden-size", "48"))  # the run directory's claim
 
 
 def test_a_damaged_checkpoint_fails_with_its_path(tmp_path):
@@ -188,5 +190,5 @@ def test_init_from_an_export_continues_the_schedule_with_a_rewarmed_optimizer(tm
 
     with pytest.raises(ValueError, match=r"no reasonkit\.json there"):
         Trainer(tiny(tmp_path / "third", "--init-from", str(tmp_path)))
-    with pytest.raises(ValueError, match="hidden_size: checkpoint 32 vs now 48"):
+    with pytest.raises(ValueError, match="hidden_size: stored 32 vs now 48"):
         Trainer(tiny(tmp_path / "fourth", "--hidden-size", "48", "--init-from", str(exported)))

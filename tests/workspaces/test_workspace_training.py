@@ -121,7 +121,7 @@ def test_study_writes_results_plots_and_resumes(tmp_path, capsys):
     again = run_study(config, progress=False)
     assert again["models"] == results["models"] and len(read_jsonl(out / "metrics.jsonl")) == records
     # A directory made with other settings is refused, naming the field.
-    with pytest.raises(ValueError, match=r"other settings \(steps: 12 -> 13\)"):
+    with pytest.raises(ValueError, match=r"a different study \(steps: stored 12 vs now 13\)"):
         run_study(parse_config(WorkspaceConfig, [*argv, "--steps", "13"]), progress=False)
 
 

@@ -22,7 +22,7 @@ import torch
 from reasonkit.config import config_to_dict
 from reasonkit.models.builtin.config import IDENTITY_FIELDS, TrainLMConfig
 from reasonkit.models.builtin.tokenizer import save_tokenizer, vocabulary
-from reasonkit.rundir import atomic_open, atomic_write_json
+from reasonkit.rundir import atomic_open, atomic_write_json, identity_clash
 
 CHECKPOINT = "checkpoint.pt"
 EXPORT_FILES = (
@@ -92,14 +92,15 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     return payload
 
 
+def run_identity(cfg: TrainLMConfig) -> dict[str, Any]:
+    """The settings that define a train-lm run (a resumed run must match them)."""
+    now = config_to_dict(cfg)
+    return {k: now[k] for k in IDENTITY_FIELDS}
+
+
 def check_resumable(stored: dict[str, Any], cfg: TrainLMConfig, path: Path) -> None:
     """A resumed run must train the same model the same way; anything else is a new run."""
-    now = config_to_dict(cfg)
-    clash = [
-        f"{k}: checkpoint {stored.get(k)!r} vs now {now[k]!r}"
-        for k in IDENTITY_FIELDS
-        if stored.get(k) != now[k]
-    ]
+    clash = identity_clash(stored, run_identity(cfg))
     if clash:
         raise ValueError(
             f"{path} was trained with different settings ({'; '.join(clash)}); rerun with the "

@@ -36,11 +36,12 @@ from reasonkit.models.builtin.checkpoint import (
     count_parameters,
     export_model,
     load_checkpoint,
+    run_identity,
     save_checkpoint,
 )
 from reasonkit.models.builtin.config import TrainLMConfig
 from reasonkit.models.builtin.data import IGNORE, MicroBatch, step_loader, validation_set
-from reasonkit.rundir import JsonlAppender, atomic_write_json, read_jsonl
+from reasonkit.rundir import JsonlAppender, atomic_write_json, claim, read_jsonl
 
 
 def learning_rate(cfg: TrainLMConfig, step: int) -> float:
@@ -359,7 +360,8 @@ def _log_line(record: dict[str, Any], steps: int) -> str:
 
 def train_lm(cfg: TrainLMConfig) -> dict[str, Any]:
     """Train (or continue) the run ``cfg.out``; returns the summary written to ``OUT/summary.json``."""
-    return Trainer(cfg).run()
+    with claim(Path(cfg.out).expanduser(), run_identity(cfg), what="train-lm run"):
+        return Trainer(cfg).run()
 
 
 def train_lm_command(argv: Sequence[str] | None = None) -> int:
