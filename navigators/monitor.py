@@ -1,9 +1,14 @@
 """The training callback of ``reasonkit train-navigator``: progress bar, periodic evaluation, checkpoints.
 
 An SB3 ``BaseCallback`` that counts finished episodes (the paper measures training in episodes, not
-env steps), shows them on a tqdm bar, and every ``eval_every`` episodes calls ``checkpoint`` — which
-evaluates the greedy navigator on the validation problems and writes the run directory — then
-stops training at ``total`` episodes.
+env steps), shows them on a progress bar (:func:`reasonkit.progress.progress_bar`: warnings and log
+records print above it), and every ``eval_every`` episodes calls ``checkpoint`` — which evaluates
+the greedy navigator on the validation problems and writes the run directory — then stops training
+at ``total`` episodes.
+
+The bar advances once per vectorised env step by the number of episodes that step finished (about
+ten of 50 parallel episodes at the start): advancing it one episode at a time made tqdm estimate the
+rate from the first episode alone over the whole first step, and the first ETA read hours.
 """
 
 from __future__ import annotations
@@ -39,18 +44,20 @@ class TrainingMonitor(BaseCallback):
         self.bar: Any = None
 
     def _on_training_start(self) -> None:
-        from tqdm.auto import tqdm
+        from reasonkit.progress import progress_bar
 
-        self.bar = tqdm(
+        # Created here, after the backend, the env's first states and the checkpoint at episode 0:
+        # the rate is measured over training steps only.
+        self.bar = progress_bar(
             total=self.total,
             initial=self.episodes,
-            disable=not self.progress,
+            enabled=self.progress,
             desc="train-navigator",
             unit="episode",
-            dynamic_ncols=True,
         )
 
     def _on_step(self) -> bool:
+        shown = self.episodes
         for info, done in zip(self.locals["infos"], self.locals["dones"]):
             if not done or self.episodes >= self.total:
                 continue
@@ -67,9 +74,12 @@ class TrainingMonitor(BaseCallback):
                     "tokens": info.get("tokens"),
                 }
             )
-            self.bar.update(1)
             if self.episodes % self.eval_every == 0 or self.episodes == self.total:
+                self.bar.update(self.episodes - shown)  # the checkpoint's time goes to the next update
+                shown = self.episodes
                 self._checkpoint()
+        if self.episodes > shown:
+            self.bar.update(self.episodes - shown)  # one update per env step: a representative rate
         return self.episodes < self.total
 
     def _checkpoint(self) -> None:

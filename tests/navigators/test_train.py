@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ from navigator_helpers import ScriptedArithLM
 from reasonkit.config import ConfigError
 from reasonkit.navigators.dqn import DuelingDoubleDQN
 from reasonkit.navigators.env import ThoughtEnv, ThoughtVecEnv
+from reasonkit.navigators.monitor import TrainingMonitor
 from reasonkit.navigators.navigator import Navigator
 from reasonkit.navigators.train import TrainNavigatorConfig, train_navigator, train_navigator_command
 from reasonkit.navigators.training_run import RunDirError
@@ -89,6 +91,33 @@ def test_train_navigator_writes_a_resumable_run_directory(tmp_path):
     )
     episodes = [json.loads(line) for line in (run / "episodes.jsonl").read_text().splitlines()]
     assert [e["episode"] for e in episodes] == list(range(1, 91))
+
+
+def test_the_bar_advances_once_per_env_step_by_the_episodes_it_finished(capsys):
+    """The ETA's first rate is the first step's episodes over its time: ten here, not one.
+
+    Advancing the bar once per finished episode let tqdm draw after the first of them and estimate
+    the rest of the run at one episode per step (the 7-hour ETA of issue 10).
+    """
+    checkpoints = []
+    monitor = TrainingMonitor(
+        total=100, done_before=0, eval_every=15, progress=True,
+        checkpoint=lambda episodes, rows, success: checkpoints.append(episodes) or {"accuracy": 0.5},
+    )  # fmt: skip
+    env = ThoughtVecEnv(arith.generate(5, split="train", seed=0), ScriptedArithLM(), n_envs=2, seed=0)
+    monitor.init_callback(DuelingDoubleDQN(env=env, seed=0, buffer_size=10))
+    monitor._on_training_start()
+    monitor.bar.mininterval = monitor.bar.miniters = 0  # draw at every update
+    monitor.bar.dynamic_miniters = False
+    infos = [{"problem_id": str(i), "correct": True, "blocks": ["terminate"]} for i in range(50)]
+    dones = [i % 5 == 0 for i in range(50)]  # 10 of 50 parallel episodes end in each step
+    for _ in range(3):
+        monitor.update_locals({"infos": infos, "dones": dones})
+        assert monitor._on_step()
+    monitor._on_training_end()
+    shown = [int(n) for n in re.findall(r"(\d+)/100", capsys.readouterr().err)]
+    # Episode 15 (a checkpoint) falls inside the second step: the bar shows it before evaluating.
+    assert sorted(set(shown)) == [0, 10, 15, 20, 30] and checkpoints == [15, 30]
 
 
 def test_interrupted_checkpoint_rows_are_dropped_on_resume(tmp_path):
