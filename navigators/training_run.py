@@ -5,10 +5,13 @@
     OUT/navigator-best.safetensors   the checkpoint with the best validation accuracy so far
     OUT/checkpoint.zip           the SB3 model (networks, optimiser, counters) at the last checkpoint
     OUT/replay.pkl               its replay buffer
-    OUT/state.json               episodes done, evaluations, baselines: the commit point of a checkpoint
+    OUT/state.json               episodes done, evaluations, the baselines measured on the validation
+                                 problems (Direct, CoT, fixed sequences; measured once, never on resume):
+                                 the commit point of a checkpoint
     OUT/metrics.jsonl            one row per evaluation (validation accuracy, tokens, block histogram …)
     OUT/episodes.jsonl           one row per training episode (problem, blocks, return, correct)
-    OUT/learning_curve.png       validation accuracy and training success against episodes
+    OUT/learning_curve.png       validation accuracy and training success against episodes, with CoT, the
+                                 direct prompt and the best fixed sequence as flat lines
     OUT/cache.sqlite             every backend call made (a resumed run repeats none of them)
     OUT/summary.json             the final figures (written when training ends)
 
@@ -21,7 +24,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +32,10 @@ from reasonkit.plots import line_plot
 from reasonkit.rundir import atomic_write_json, atomic_write_text, iter_jsonl, read_json
 
 #: Config fields that may change between a run and its resumption (everything else must match).
-RESUMABLE_CHANGES = frozenset({"episodes", "eval_every", "progress", "out", "threads", "cache"})
+#: ``fixed_baselines`` only adds measurements (a resumed run measures the sequences it lacks).
+RESUMABLE_CHANGES = frozenset(
+    {"episodes", "eval_every", "progress", "out", "threads", "cache", "fixed_baselines"}
+)
 
 
 class RunDirError(ValueError):
@@ -108,17 +114,25 @@ class TrainingRun:
     def commit(self, state: dict[str, Any]) -> None:
         atomic_write_json(self.path("state.json"), state)
 
-    def plot(self, direct_accuracy: float | None) -> None:
+    def plot(
+        self, baselines: Mapping[str, Mapping[str, Any]] | None = None
+    ) -> dict[str, tuple[list[Any], list[Any]]]:
+        """Draw the learning curve, with each baseline's validation accuracy as a flat line; return its
+        series (legend label -> (episodes, accuracies)).
+
+        ``baselines``: name (``direct``, ``cot``, ``fixed:...``) -> ``accuracy``, ``tokens_per_problem``;
+        of the fixed sequences only the most accurate is drawn.
+        """
         rows = self.metrics()
         if not rows:
-            return
+            return {}
         xs = [r["episode"] for r in rows]
-        series = {
+        series: dict[str, tuple[list[Any], list[Any]]] = {
             "validation accuracy (greedy navigator)": (xs, [r["val_accuracy"] for r in rows]),
             "training success (last 100 episodes)": (xs, [r["train_success"] for r in rows]),
         }
-        if direct_accuracy is not None:
-            series["validation accuracy, direct prompt"] = (xs, [direct_accuracy] * len(xs))
+        for label, row in baseline_lines(baselines or {}):
+            series[label] = (xs, [row["accuracy"]] * len(xs))
         line_plot(
             self.path("learning_curve.png"),
             series,
@@ -127,3 +141,39 @@ class TrainingRun:
             ylabel="accuracy",
             ylim=(0.0, 1.0),
         )
+        return series
+
+
+def baseline_lines(baselines: Mapping[str, Mapping[str, Any]]) -> list[tuple[str, Mapping[str, Any]]]:
+    """Legend labels and rows of the baselines a learning curve shows: CoT, Direct, the best fixed sequence."""
+    lines = []
+    for name, label in (("cot", "CoT"), ("direct", "direct prompt")):
+        if name in baselines:
+            lines.append((label, baselines[name]))
+    fixed = best_fixed(baselines)
+    if fixed is not None:
+        lines.append((f"best fixed sequence: {fixed['label']}", fixed))
+    return [
+        (f"{label}, validation ({row['tokens_per_problem']:.0f} tokens/problem)", row) for label, row in lines
+    ]
+
+
+def best_fixed(baselines: Mapping[str, Mapping[str, Any]]) -> dict[str, Any] | None:
+    """The most accurate fixed sequence measured (fewest tokens on a tie), or None when none was."""
+    fixed = [(name, row) for name, row in baselines.items() if name.startswith("fixed:")]
+    if not fixed:
+        return None
+    name, row = max(fixed, key=lambda item: (item[1]["accuracy"], -item[1]["tokens_per_problem"]))
+    return {"sequence": name.removeprefix("fixed:"), "label": sequence_label(name), **row}
+
+
+def sequence_label(name: str) -> str:
+    """``fixed:reason,reason,reason`` -> ``reason ×3``; ``decompose,reason,reason`` -> ``decompose, reason ×2``."""
+    blocks = name.removeprefix("fixed:").split(",")
+    runs: list[list[Any]] = []
+    for block in blocks:
+        if runs and runs[-1][0] == block:
+            runs[-1][1] += 1
+        else:
+            runs.append([block, 1])
+    return ", ".join(block if count == 1 else f"{block} ×{count}" for block, count in runs)

@@ -7,15 +7,26 @@ import re
 
 import numpy as np
 import pytest
+import torch
 from navigator_helpers import ScriptedArithLM
+from safetensors.torch import load_file
 
 from reasonkit.config import ConfigError
+from reasonkit.kit import CoT, Direct
 from reasonkit.navigators.dqn import DuelingDoubleDQN
 from reasonkit.navigators.env import ThoughtEnv, ThoughtVecEnv
 from reasonkit.navigators.monitor import TrainingMonitor
 from reasonkit.navigators.navigator import Navigator
-from reasonkit.navigators.train import TrainNavigatorConfig, train_navigator, train_navigator_command
-from reasonkit.navigators.training_run import RunDirError
+from reasonkit.navigators.problems import load_task
+from reasonkit.navigators.strategy import FixedSequence
+from reasonkit.navigators.train import (
+    TrainNavigatorConfig,
+    summary_text,
+    train_navigator,
+    train_navigator_command,
+)
+from reasonkit.navigators.training_run import RunDirError, TrainingRun
+from reasonkit.packs import load_pack
 from reasonkit.tasks import arith
 
 
@@ -93,6 +104,80 @@ def test_train_navigator_writes_a_resumable_run_directory(tmp_path):
     assert [e["episode"] for e in episodes] == list(range(1, 91))
 
 
+def _reference(strategy, problems) -> tuple[float, float]:
+    """Accuracy and tokens per problem of ``strategy`` on ``problems``, computed apart from training."""
+    traces = strategy.solve(problems, ScriptedArithLM())
+    n = len(traces)
+    return sum(bool(t.correct) for t in traces) / n, sum(t.cost.tokens for t in traces) / n
+
+
+def test_cot_and_the_best_fixed_sequence_are_reported_next_to_the_navigator(tmp_path):
+    config = _config(tmp_path, fixed_baselines=("reason,reason,reason,reason,reason", "decompose,decompose"))
+    result = train_navigator(config, backend=ScriptedArithLM())
+    validation = load_task("arith", "validation", config.eval_problems, seed=config.seed)
+    cot, direct = _reference(CoT(), validation), _reference(Direct(), validation)
+    reason5 = _reference(FixedSequence("reason,reason,reason,reason,reason"), validation)
+    decompose2 = _reference(FixedSequence("decompose,decompose"), validation)
+    assert cot != direct and reason5 != decompose2  # distinct figures: a mix-up cannot pass
+
+    summary = json.loads((result.out_dir / "summary.json").read_text())
+    assert (summary["validation_cot_accuracy"], summary["validation_cot_tokens_per_problem"]) == cot
+    assert (summary["validation_direct_accuracy"], summary["validation_direct_tokens_per_problem"]) == direct
+    best = max([("reason ×5", reason5), ("decompose ×2", decompose2)], key=lambda x: (x[1][0], -x[1][1]))
+    fixed = summary["validation_best_fixed"]
+    assert (fixed["label"], (fixed["accuracy"], fixed["tokens_per_problem"])) == best
+    assert set(summary["validation_baselines"]) == {
+        "direct", "cot", "fixed:reason,reason,reason,reason,reason", "fixed:decompose,decompose",
+    }  # fmt: skip
+
+    text = summary_text(summary)
+    assert f"CoT {cot[0]:.3f} ({cot[1]:.0f} tokens)" in text
+    assert f"direct prompt {direct[0]:.3f} ({direct[1]:.0f} tokens)" in text
+    assert f"best fixed sequence ({best[0]}) {best[1][0]:.3f}" in text
+
+    # The learning curve draws CoT, Direct and the best fixed sequence as flat lines across the episodes.
+    state = json.loads((result.out_dir / "state.json").read_text())
+    series = TrainingRun(result.out_dir).plot(state["baselines"])
+    assert series[f"CoT, validation ({cot[1]:.0f} tokens/problem)"] == ([0, 30, 60], [cot[0]] * 3)
+    assert series[f"direct prompt, validation ({direct[1]:.0f} tokens/problem)"][1] == [direct[0]] * 3
+    assert (
+        series[f"best fixed sequence: {best[0]}, validation ({best[1][1]:.0f} tokens/problem)"][1]
+        == [best[1][0]] * 3
+    )
+
+
+class RecordingArithLM(ScriptedArithLM):
+    """The scripted model, recording every (prompt, max_new_tokens) it is asked for."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.requests: list[tuple[str, int]] = []
+
+    def generate(self, prompts, params):
+        self.requests.extend((p, params.max_new_tokens) for p in prompts)
+        return super().generate(prompts, params)
+
+
+def test_resuming_measures_no_baseline_twice(tmp_path):
+    # No cache: a baseline measured again would reach the model.
+    first = RecordingArithLM()
+    train_navigator(_config(tmp_path, episodes=30, cache=False), backend=first)
+    validation = load_task("arith", "validation", 20, seed=0)
+    pack = load_pack("compact")
+    baseline_prompts = {pack.cot(p) for p in validation} | {pack.direct(p) for p in validation}
+    assert baseline_prompts <= {prompt for prompt, _ in first.requests}
+    before = json.loads((tmp_path / "run" / "state.json").read_text())["baselines"]
+    assert set(before) == {"direct", "cot"}  # no fixed sequence unless asked for
+
+    again = RecordingArithLM()
+    more = ("reason,reason,reason,reason,reason", "decompose")
+    train_navigator(_config(tmp_path, episodes=60, cache=False, fixed_baselines=more), backend=again)
+    assert again.requests and not baseline_prompts & {prompt for prompt, _ in again.requests}
+    after = json.loads((tmp_path / "run" / "state.json").read_text())["baselines"]
+    assert {k: v for k, v in after.items() if k in before} == before  # kept as measured, seconds included
+    assert set(after) - set(before) == {"fixed:reason,reason,reason,reason,reason", "fixed:decompose"}
+
+
 def test_the_bar_advances_once_per_env_step_by_the_episodes_it_finished(capsys):
     """The ETA's first rate is the first step's episodes over its time: ten here, not one.
 
@@ -118,6 +203,16 @@ def test_the_bar_advances_once_per_env_step_by_the_episodes_it_finished(capsys):
     shown = [int(n) for n in re.findall(r"(\d+)/100", capsys.readouterr().err)]
     # Episode 15 (a checkpoint) falls inside the second step: the bar shows it before evaluating.
     assert sorted(set(shown)) == [0, 10, 15, 20, 30] and checkpoints == [15, 30]
+
+
+def test_two_runs_of_the_same_config_write_identical_navigators(tmp_path):
+    """Run to run, the same config gives the same episodes and bit-identical weights (the built-in
+    model's version of this check is the slow test in test_navigator_builtin.py)."""
+    runs = [train_navigator(_config(tmp_path / name), backend=ScriptedArithLM()).out_dir for name in "ab"]
+    first, second = (load_file(run / "navigator.safetensors") for run in runs)
+    assert first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)
+    assert (runs[0] / "episodes.jsonl").read_text() == (runs[1] / "episodes.jsonl").read_text()
+    assert json.loads((runs[0] / "state.json").read_text())["last"]["updates"] > 0
 
 
 def test_interrupted_checkpoint_rows_are_dropped_on_resume(tmp_path):
@@ -148,6 +243,8 @@ def test_a_different_run_in_the_same_directory_is_refused(tmp_path):
         (["--episodes", "0"], "--episodes must be >= 1"),
         (["--task", ""], "--task is empty"),
         (["--threads", "0"], "--threads must be >= 1"),
+        (["--fixed-baselines", "reason,think"], "not a comma-separated list of blocks"),
+        (["--fixed-baselines", "reason,terminate"], "not a comma-separated list of blocks"),
     ],
 )
 def test_bad_flags_fail_with_one_clear_message(argv, message):
