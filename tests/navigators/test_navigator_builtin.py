@@ -72,3 +72,36 @@ def test_terminate_after_a_long_history_stays_inside_the_context_without_a_warni
     uncapped.context_length = None  # the reference: the model left to run past its context
     assert got == uncapped.generate(prompts, params)
     assert all(c.tokens_in + c.tokens_out <= 512 and c.finish_reason == "stop" for [c] in got)
+
+
+@pytest.mark.slow
+def test_train_navigator_on_the_builtin_model_is_bit_identical_run_to_run(tmp_path):
+    """The same command twice, in separate run directories and processes (different hash seeds):
+    the same episodes, and navigators with identical tensors. This is the reproducibility that
+    BENCHMARKS.md claims for `make demo` (same machine and software; other CPUs round differently)."""
+    import os
+    import subprocess
+    import sys
+
+    import torch
+    from safetensors.torch import load_file
+
+    # Small and shallow (two blocks at most) to keep the test short; learning starts after 4 steps.
+    flags = ["--episodes", "30", "--eval-every", "30", "--train-problems", "30", "--eval-problems", "10",
+             "--n-envs", "10", "--buffer-size", "40", "--batch-size", "16", "--max-depth", "2",
+             "--fixed-baselines", "--progress", "false"]  # fmt: skip
+    runs = [tmp_path / "first", tmp_path / "second"]
+    for run, hash_seed in zip(runs, ("1", "2")):
+        subprocess.run(
+            [sys.executable, "-m", "reasonkit.navigators.train", *flags, "--out", str(run)],
+            env={**os.environ, "PYTHONHASHSEED": hash_seed},
+            check=True,
+            capture_output=True,
+            timeout=900,
+        )
+    first, second = (load_file(run / "navigator.safetensors") for run in runs)
+    assert first.keys() == second.keys()
+    assert all(torch.equal(first[name], second[name]) for name in first)
+    assert (runs[0] / "episodes.jsonl").read_text() == (runs[1] / "episodes.jsonl").read_text()
+    last = [line for line in (runs[0] / "metrics.jsonl").read_text().splitlines()][-1]
+    assert '"episode": 30' in last and '"updates": 0,' not in last  # it did train
