@@ -11,7 +11,7 @@
     OUT/metrics.jsonl            one row per evaluation (validation accuracy, tokens, block histogram …)
     OUT/episodes.jsonl           one row per training episode (problem, blocks, return, correct)
     OUT/learning_curve.png       validation accuracy and training success against episodes, with CoT, the
-                                 direct prompt and the best fixed sequence as flat lines
+                                 direct prompt and the best fixed sequence as dashed lines
     OUT/cache.sqlite             every backend call made (a resumed run repeats none of them)
     OUT/summary.json             the final figures (written when training ends)
 
@@ -131,7 +131,8 @@ class TrainingRun:
             "validation accuracy (greedy navigator)": (xs, [r["val_accuracy"] for r in rows]),
             "training success (last 100 episodes)": (xs, [r["train_success"] for r in rows]),
         }
-        for label, row in baseline_lines(baselines or {}):
+        lines = baseline_lines(baselines or {})
+        for label, row in lines:
             series[label] = (xs, [row["accuracy"]] * len(xs))
         line_plot(
             self.path("learning_curve.png"),
@@ -140,21 +141,24 @@ class TrainingRun:
             xlabel="training episodes",
             ylabel="accuracy",
             ylim=(0.0, 1.0),
+            references=[label for label, _ in lines],
         )
         return series
 
 
 def baseline_lines(baselines: Mapping[str, Mapping[str, Any]]) -> list[tuple[str, Mapping[str, Any]]]:
-    """Legend labels and rows of the baselines a learning curve shows: CoT, Direct, the best fixed sequence."""
+    """Legend labels and rows of the baselines a learning curve shows (CoT, Direct, the best fixed
+    sequence), e.g. ``CoT: 0.78 (147 tokens/problem)``."""
     lines = []
     for name, label in (("cot", "CoT"), ("direct", "direct prompt")):
         if name in baselines:
             lines.append((label, baselines[name]))
     fixed = best_fixed(baselines)
     if fixed is not None:
-        lines.append((f"best fixed sequence: {fixed['label']}", fixed))
+        lines.append((f"best fixed sequence {fixed['label']}", fixed))
     return [
-        (f"{label}, validation ({row['tokens_per_problem']:.0f} tokens/problem)", row) for label, row in lines
+        (f"{label}: {row['accuracy']:.2f} ({row['tokens_per_problem']:.0f} tokens/problem)", row)
+        for label, row in lines
     ]
 
 

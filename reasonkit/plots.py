@@ -6,7 +6,7 @@ matplotlib runs headless (Agg) and is imported lazily so importing reasonkit sta
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 
 from reasonkit.rundir import atomic_write_bytes
@@ -37,12 +37,17 @@ def line_plot(
     xlabel: str,
     ylabel: str,
     ylim: tuple[float, float] | None = None,
+    references: Collection[str] = (),
 ) -> None:
-    """One line per entry of ``series`` (name -> (xs, ys))."""
+    """One line per entry of ``series`` (name -> (xs, ys)); the names in ``references`` (baselines,
+    targets) are drawn dashed, without markers."""
     plt = _figure()
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
     for name, (xs, ys) in series.items():
-        ax.plot(list(xs), list(ys), marker="o" if len(xs) <= 30 else None, label=name)
+        if name in references:
+            ax.plot(list(xs), list(ys), linestyle="--", label=name)
+        else:
+            ax.plot(list(xs), list(ys), marker="o" if len(xs) <= 30 else None, label=name)
     ax.set_title(title)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)

@@ -138,12 +138,10 @@ def test_cot_and_the_best_fixed_sequence_are_reported_next_to_the_navigator(tmp_
     # The learning curve draws CoT, Direct and the best fixed sequence as flat lines across the episodes.
     state = json.loads((result.out_dir / "state.json").read_text())
     series = TrainingRun(result.out_dir).plot(state["baselines"])
-    assert series[f"CoT, validation ({cot[1]:.0f} tokens/problem)"] == ([0, 30, 60], [cot[0]] * 3)
-    assert series[f"direct prompt, validation ({direct[1]:.0f} tokens/problem)"][1] == [direct[0]] * 3
-    assert (
-        series[f"best fixed sequence: {best[0]}, validation ({best[1][1]:.0f} tokens/problem)"][1]
-        == [best[1][0]] * 3
-    )
+    assert series[f"CoT: {cot[0]:.2f} ({cot[1]:.0f} tokens/problem)"] == ([0, 30, 60], [cot[0]] * 3)
+    assert series[f"direct prompt: {direct[0]:.2f} ({direct[1]:.0f} tokens/problem)"][1] == [direct[0]] * 3
+    fixed_label = f"best fixed sequence {best[0]}: {best[1][0]:.2f} ({best[1][1]:.0f} tokens/problem)"
+    assert series[fixed_label][1] == [best[1][0]] * 3
 
 
 class RecordingArithLM(ScriptedArithLM):
