@@ -44,7 +44,6 @@ class CompareConfig(BackendOptions):
     """Compare a navigator with Direct, CoT, CoT-SC and fixed block sequences (held-out problems only)."""
 
     navigator: str = field(default="builtin-arith", metadata={"help": "navigator file or preset name"})
-    model: str = field(default="builtin", metadata={"help": "backend spec (builtin, HF id, server URL)"})
     task: str = field(
         default="arith", metadata={"help": "arith (its test split) or a benchmark / JSONL file"}
     )

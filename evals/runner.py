@@ -26,6 +26,7 @@ from typing import Any
 from reasonkit.answers import DEFAULT_MATH_TIMEOUT, default_verifier, grade_many
 from reasonkit.backends.base import LanguageModel
 from reasonkit.backends.options import BackendOptions
+from reasonkit.config import config_to_dict
 from reasonkit.controller import Controller
 from reasonkit.evals.loaders import load
 from reasonkit.evals.metrics import accuracy, breakdown, sample_metrics, stderr
@@ -47,11 +48,11 @@ class EvalConfig(BackendOptions):
                           "a .jsonl file, or a Hugging Face dataset id"},
     )  # fmt: skip
     out: str = field(default="", metadata={"help": "run directory (created; rerun the command to resume)"})
-    model: str = field(
-        default="builtin",
-        metadata={"help": "backend spec: builtin, an HF id or local path, or http://host:port/v1[#model]"},
-    )
-    strategy: str = field(default="cot", metadata={"help": "direct, cot, sc (self-consistency) or rlot"})
+    strategy: str = field(
+        default="cot",
+        metadata={"help": "direct, cot, sc (self-consistency), or a method's strategy (rlot, fixed: each adds "
+                          "its own flags, listed by --strategy NAME --help)"},
+    )  # fmt: skip
     n: int | None = field(default=None, metadata={"help": "samples per problem for sc (default 5)"})
     temperature: float | None = field(
         default=None, metadata={"help": "sampling temperature (sc default 0.7; AIME avg@n is usually 0.6)"}
@@ -78,9 +79,6 @@ class EvalConfig(BackendOptions):
     )
     split: str | None = field(default=None, metadata={"help": "split of an HF dataset or of arith"})
     prompts: str | None = field(default=None, metadata={"help": "YAML file overriding the benchmark prompts"})
-    navigator: str | None = field(
-        default=None, metadata={"help": "trained navigator file for --strategy rlot"}
-    )
     concurrency: int = field(default=8, metadata={"help": "requests in flight for HTTP backends"})
     batch_size: int = field(default=32, metadata={"help": "problems per strategy call (one backend batch)"})
     grade_timeout: float = field(
@@ -128,13 +126,16 @@ class EvalConfig(BackendOptions):
         return options
 
 
-def build_strategy(config: EvalConfig, backend: LanguageModel, problems: Sequence[Problem]) -> Strategy:
-    """The strategy, with benchmark prompts for chat models and the run's sampling settings."""
+def build_strategy(
+    config: EvalConfig, backend: LanguageModel, problems: Sequence[Problem], options: Any = None
+) -> Strategy:
+    """The strategy, with benchmark prompts for chat models and the run's sampling settings;
+    ``options`` are the strategy's own (its ``Options`` dataclass, e.g. RLoT's navigator)."""
     name = config.strategy
     if name not in STRATEGIES:
         raise ValueError(f"unknown strategy {name!r}; choose one of {sorted(STRATEGIES)}")
     if name not in ("direct", "cot", "sc"):
-        return make_strategy(name, navigator=config.navigator)
+        return make_strategy(name, **(config_to_dict(options) if options is not None else {}))
     pack = _pack(config, backend, problems)
     if name == "sc":
         return make_strategy(name, n=config.n, temperature=config.temperature, seed=config.seed, pack=pack)
@@ -250,11 +251,15 @@ def _check_limit(out: Path, problems: Sequence[Problem], limit: int) -> None:
 
 
 def run_eval(
-    config: EvalConfig, backend: LanguageModel | None = None, strategy: Strategy | None = None
+    config: EvalConfig,
+    backend: LanguageModel | None = None,
+    strategy: Strategy | None = None,
+    options: Any = None,
 ) -> dict[str, Any]:
     """Run (or resume) an evaluation and write its report; returns the summary.
 
-    ``backend`` / ``strategy`` objects replace ``config.model`` / ``config.strategy`` when given.
+    ``backend`` / ``strategy`` objects replace ``config.model`` / ``config.strategy`` when given;
+    ``options`` are the strategy's own options (``reasonkit.strategies.strategy_options``).
     """
     problems = load(config.bench, config.data, **config.load_options())
     if config.limit is not None:
@@ -265,7 +270,7 @@ def run_eval(
     default_verifier().timeout = config.grade_timeout
     model_label = backend.name if backend is not None else config.model
     backend = backend or _load_backend(config)
-    strategy = strategy or build_strategy(config, backend, problems)
+    strategy = strategy or build_strategy(config, backend, problems, options)
     run_info = {
         "bench": config.bench, "seed": config.seed, "prompts": config.prompts,
         "max_new_tokens": config.max_new_tokens, "temperature": config.temperature,
@@ -329,11 +334,18 @@ def eval_command(argv: Sequence[str]) -> int:
     if args and args[0] in SUBCOMMANDS:
         module_name, function = SUBCOMMANDS[args[0]].split(":")
         return int(getattr(importlib.import_module(module_name), function)(args[1:]))
-    from reasonkit.config import parse_config
+    from reasonkit.config import parse_config_with_options
+    from reasonkit.strategies import strategy_options
 
-    config = parse_config(EvalConfig, _merge_repeated(args, ("--field", "--field-map", "--field_map")),
-                          prog="reasonkit eval")  # fmt: skip
-    summary = run_eval(config)
+    config, options = parse_config_with_options(
+        EvalConfig,
+        _merge_repeated(args, ("--field", "--field-map", "--field_map")),
+        prog="reasonkit eval",
+        selector="strategy",
+        options_for=strategy_options,
+        choices=STRATEGIES,
+    )
+    summary = run_eval(config, options=options)
     acc = summary["accuracy"]
     shown = "n/a" if acc is None else f"{acc:.4f}"
     print(

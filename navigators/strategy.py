@@ -18,6 +18,7 @@ problems by one block with one backend call per distinct prompt-pack call. A tra
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -79,10 +80,26 @@ def navigate(
     return finish_traces(problems, [e.trace for e in episodes], [e.final_text or "" for e in episodes], metas)
 
 
+@dataclass
+class RLoTOptions:
+    """options of --strategy rlot (an RL-of-Thoughts navigator)"""
+
+    navigator: str | None = field(
+        default=None,
+        metadata={"help": "the navigator: the navigator.safetensors a `reasonkit train-navigator` run wrote, or "
+                          "a shipped preset (builtin-arith, builtin-arith-hard: for the built-in model)"},
+    )  # fmt: skip
+    max_depth: int | None = field(
+        default=None,
+        metadata={"help": "non-terminal blocks before terminate is forced (default: the navigator's)"},
+    )
+
+
 class RLoT:
     """Greedy navigation with a trained navigator (a file path, a preset name, or a Navigator)."""
 
     name = "rlot"
+    Options = RLoTOptions
 
     def __init__(
         self, navigator: str | Path | Navigator | None = None, pack: Any = None, max_depth: int | None = None
@@ -133,8 +150,23 @@ class RLoT:
 DEFAULT_SEQUENCE = ("decompose", "reason", "reason", "reason", "reason")
 
 
+@dataclass
+class FixedSequenceOptions:
+    """options of --strategy fixed (a fixed block sequence)"""
+
+    blocks: str = field(
+        default=",".join(DEFAULT_SEQUENCE),
+        metadata={"help": f"comma-separated logic blocks run in order, then terminate ({', '.join(BLOCKS)})"},
+    )
+    max_depth: int = field(
+        default=MAX_DEPTH, metadata={"help": "non-terminal blocks before terminate is forced"}
+    )
+
+
 class FixedSequence:
     """The same blocks in a fixed order (the paper's ablation baseline); terminate after the sequence."""
+
+    Options = FixedSequenceOptions
 
     def __init__(
         self, blocks: str | Sequence[str] = DEFAULT_SEQUENCE, pack: Any = None, max_depth: int = MAX_DEPTH

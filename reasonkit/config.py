@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 import types
 import typing
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 C = TypeVar("C")
 
@@ -97,9 +98,10 @@ def _default_repr(f: dataclasses.Field) -> str:
 
 
 def build_parser(
-    cls: type, prog: str | None = None, description: str | None = None
+    cls: type, prog: str | None = None, description: str | None = None, extra: type | None = None
 ) -> argparse.ArgumentParser:
-    """An argparse parser with one ``--flag-name`` per dataclass field, plus ``--config FILE``."""
+    """An argparse parser with one ``--flag-name`` per dataclass field, plus ``--config FILE``;
+    ``extra`` (another dataclass, e.g. a strategy's options) adds its fields as a group."""
     if not dataclasses.is_dataclass(cls):
         raise TypeError(f"{cls!r} is not a dataclass")
     parser = argparse.ArgumentParser(
@@ -112,10 +114,19 @@ def build_parser(
         metavar="FILE",
         help="YAML file of field: value pairs; flags given on the command line override it",
     )
+    _add_fields(parser, cls)
+    if extra is not None:
+        _add_fields(
+            parser.add_argument_group((extra.__doc__ or extra.__name__).strip().splitlines()[0]), extra
+        )
+    return parser
+
+
+def _add_fields(parser: Any, cls: type) -> None:
     hints = typing.get_type_hints(cls)
     # the command's own fields first, shared ones inherited from a base (e.g. BackendOptions) after them
     own = vars(cls).get("__annotations__", {})
-    fields = sorted(dataclasses.fields(cls), key=lambda f: f.name not in own)
+    fields = sorted(dataclasses.fields(cls), key=lambda f: f.name not in own)  # type: ignore[arg-type]
     for f in fields:
         if not f.init or f.metadata.get("cli") is False:
             continue
@@ -127,7 +138,6 @@ def build_parser(
         for alias in f.metadata.get("aliases", ()):
             flags.append(alias)
         parser.add_argument(*flags, **kwargs)
-    return parser
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
@@ -175,12 +185,77 @@ def parse_config(
     description: str | None = None,
 ) -> C:
     """Parse ``argv`` into ``cls``: defaults, then ``--config`` YAML, then explicit flags."""
-    parser = build_parser(cls, prog=prog, description=description)
-    ns = vars(parser.parse_args(argv))
+    config, _ = parse_config_with_options(cls, argv, prog=prog, description=description)
+    return config
+
+
+def parse_config_with_options(
+    cls: type[C],
+    argv: Sequence[str] | None = None,
+    *,
+    prog: str | None = None,
+    description: str | None = None,
+    selector: str | None = None,
+    options_for: Callable[[str], type | None] | None = None,
+    choices: Iterable[str] = (),
+) -> tuple[C, Any]:
+    """Parse ``argv`` into ``cls`` plus the options of what one of its fields selects.
+
+    A command whose ``selector`` field (e.g. ``strategy``) names a component that declares its own
+    options (a dataclass, from ``options_for(name)``) takes that component's flags too, listed in
+    ``--help`` as their own group: ``reasonkit eval --strategy rlot --navigator FILE``. Fields of
+    either class may come from the ``--config`` YAML. Returns ``(config, options or None)``. A flag
+    that belongs to another of the ``choices`` is refused naming the choice it needs.
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    extra: type | None = None
+    if selector is not None and options_for is not None:
+        pre = build_parser(cls, prog=prog)
+        pre_ns, _ = _quiet_parse_known(pre, [a for a in args if a not in ("-h", "--help")])
+        chosen = getattr(pre_ns, selector, None)
+        if chosen is None and pre_ns.config:
+            chosen = load_yaml(pre_ns.config).get(selector)
+        if chosen is None:
+            chosen = next(f.default for f in dataclasses.fields(cls) if f.name == selector)  # type: ignore[arg-type]
+        extra = options_for(str(chosen))
+    parser = build_parser(cls, prog=prog, description=description, extra=extra)
+    _, unknown = _quiet_parse_known(build_parser(cls, prog=prog, extra=extra), args)
+    flags = [a.split("=", 1)[0] for a in unknown if a.startswith("--")]
+    for flag in flags:
+        owner = next((c for c in choices if _has_flag(options_for and options_for(c), flag)), None)
+        if owner is not None and selector is not None:
+            parser.error(f"{flag} is an option of --{selector} {owner}; add --{selector} {owner}")
+    ns = vars(parser.parse_args(args))
     config_path = ns.pop("config", None)
     values: dict[str, Any] = load_yaml(config_path) if config_path else {}
     values.update(ns)
-    return make_config(cls, values, source=config_path or "command line")
+    source = config_path or "command line"
+    extra_names = {f.name for f in dataclasses.fields(extra)} if extra is not None else set()  # type: ignore[arg-type]
+    options = (
+        make_config(extra, {k: v for k, v in values.items() if k in extra_names}, source) if extra else None
+    )
+    config = make_config(cls, {k: v for k, v in values.items() if k not in extra_names}, source)
+    return config, options
+
+
+def _has_flag(cls: type | None, flag: str) -> bool:
+    names = {f.name for f in dataclasses.fields(cls)} if cls is not None else set()  # type: ignore[arg-type]
+    return flag.lstrip("-").replace("-", "_") in names
+
+
+def _quiet_parse_known(
+    parser: argparse.ArgumentParser, args: list[str]
+) -> tuple[argparse.Namespace, list[str]]:
+    """``parse_known_args`` that leaves errors to the full parse (which reports them with the full usage)."""
+
+    def silent(message: str) -> NoReturn:
+        raise SystemExit(2)
+
+    parser.error = silent  # type: ignore[method-assign]
+    try:
+        return parser.parse_known_args(args)
+    except SystemExit:
+        return argparse.Namespace(config=None), args
 
 
 def config_to_dict(config: Any) -> dict[str, Any]:

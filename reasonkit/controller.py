@@ -211,13 +211,11 @@ class SolveConfig(BackendOptions):
     question: str = field(
         default="", metadata={"help": "the question (also accepted as the first positional argument)"}
     )
-    model: str = field(
-        default="builtin",
-        metadata={"help": "backend spec: builtin, an HF id or local path, or an OpenAI-compatible URL"},
+    strategy: str = field(
+        default="cot",
+        metadata={"help": "direct, cot, sc, or a method's strategy (rlot, fixed: each adds its own flags)"},
     )
-    strategy: str = field(default="cot", metadata={"help": "direct, cot, sc, or a method's strategy (rlot)"})
     n: int | None = field(default=None, metadata={"help": "samples for sc (default 5)"})
-    navigator: str | None = field(default=None, metadata={"help": "navigator file for --strategy rlot"})
     kind: str | None = field(
         default=None,
         metadata={
@@ -249,17 +247,23 @@ def format_trace(trace: Trace) -> str:
 
 
 def solve_command(argv: Sequence[str]) -> int:
-    from reasonkit.config import parse_config
+    from reasonkit.config import config_to_dict, parse_config_with_options
+    from reasonkit.strategies import STRATEGIES, strategy_options
 
     args = list(argv)
     if args and not args[0].startswith("-"):
         args = ["--question", args[0], *args[1:]]
-    config = parse_config(SolveConfig, args, prog="reasonkit solve")
-    options: dict[str, Any] = {}
+    config, strategy_opts = parse_config_with_options(
+        SolveConfig,
+        args,
+        prog="reasonkit solve",
+        selector="strategy",
+        options_for=strategy_options,
+        choices=STRATEGIES,
+    )
+    options: dict[str, Any] = config_to_dict(strategy_opts) if strategy_opts is not None else {}
     if config.strategy == "sc" and config.n is not None:
         options["n"] = config.n
-    if config.navigator is not None:
-        options["navigator"] = config.navigator
     trace = solve(
         config.question,
         model=config.load(config.model),

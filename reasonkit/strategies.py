@@ -40,6 +40,8 @@ __all__ = [
     "make_strategy",
     "n_choices",
     "resolve_pack",
+    "strategy_factory",
+    "strategy_options",
     "timed_generate",
 ]
 
@@ -54,8 +56,8 @@ STRATEGIES: dict[str, str] = {
 }
 
 
-def make_strategy(name: str, **options: Any) -> Strategy:
-    """Build a strategy by name (``direct``, ``cot``, ``sc`` and those methods register)."""
+def strategy_factory(name: str) -> Any:
+    """The class (or factory) a strategy name stands for, imported on first use."""
     import importlib
 
     target = STRATEGIES.get(name)
@@ -63,9 +65,23 @@ def make_strategy(name: str, **options: Any) -> Strategy:
         raise ValueError(f"unknown strategy {name!r}; choose one of {sorted(STRATEGIES)}")
     module_name, attr = target.split(":")
     try:
-        factory = getattr(importlib.import_module(module_name), attr)
+        return getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError) as exc:
         raise ValueError(f"strategy {name!r} is not available in this installation ({exc})") from exc
+
+
+def strategy_options(name: str) -> type | None:
+    """The options dataclass a strategy declares (``Options``; its fields become CLI flags), if any.
+    An unknown name gives None here; building the strategy reports it."""
+    if name not in STRATEGIES:
+        return None
+    options = getattr(strategy_factory(name), "Options", None)
+    return options if isinstance(options, type) else None
+
+
+def make_strategy(name: str, **options: Any) -> Strategy:
+    """Build a strategy by name (``direct``, ``cot``, ``sc`` and those methods register)."""
+    factory = strategy_factory(name)
     options = {k: v for k, v in options.items() if v is not None}
     try:
         return factory(**options)

@@ -1,8 +1,9 @@
-"""Flags every model-running command shares: CPU threads and the HTTP client's patience.
+"""Flags every model-running command shares: the model, CPU threads and the HTTP client's patience.
 
 Command configs (``reasonkit eval``, ``solve``, ``serve``, ``train-navigator`` …) inherit
-:class:`BackendOptions`, so each has ``--threads``, ``--request-timeout`` and ``--max-retries``
-with one help text and one validation, and loads its backend through :meth:`BackendOptions.load`.
+:class:`BackendOptions`, so each has ``--model``, ``--threads``, ``--request-timeout`` and
+``--max-retries`` with one help text and one validation, and loads its backend through
+:meth:`BackendOptions.load`.
 """
 
 from __future__ import annotations
@@ -12,6 +13,11 @@ from typing import Any
 
 from reasonkit.backends.threads import THREADS_HELP, check_threads
 
+MODEL_HELP = (
+    "the model: builtin, an HF id or local directory, an OpenAI-compatible server "
+    "(openai:http://HOST:PORT/v1#MODEL, or http://HOST:PORT/v1 for the one it serves), or a changed model "
+    "(layers:0,1,1,2-7@builtin …; docs/backends.md)"
+)
 DEFAULT_REQUEST_TIMEOUT = 60.0
 DEFAULT_MAX_RETRIES = 5
 
@@ -20,6 +26,7 @@ DEFAULT_MAX_RETRIES = 5
 class BackendOptions:
     """Mixed into command configs; subclasses call ``super().__post_init__()`` from their own."""
 
+    model: str = field(default="builtin", metadata={"help": MODEL_HELP})
     threads: int | None = field(default=None, metadata={"help": THREADS_HELP})
     request_timeout: float = field(
         default=DEFAULT_REQUEST_TIMEOUT,

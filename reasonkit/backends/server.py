@@ -46,12 +46,6 @@ _Job = tuple[list[Prompt], SamplingParams, "Future[list[list[Completion]]]"]
 class ServeConfig(BackendOptions):
     """Serve a model over an OpenAI-compatible HTTP API (/v1/models, /v1/completions, /v1/chat/completions)."""
 
-    model: str = field(
-        default="builtin",
-        metadata={
-            "help": "what to serve: 'builtin', an HF id, a local model directory, or another server's URL"
-        },
-    )
     host: str = field(
         default="127.0.0.1",
         metadata={"help": "address to bind; 0.0.0.0 exposes the server to the network (set --api-key then)"},

@@ -256,3 +256,19 @@ def test_compact_pack_models_keep_their_pack(tiny_model_dir, tmp_path):
     record = read_jsonl(tmp_path / "b" / "records.jsonl")[0]
     assert record["steps"][0]["prompt"].startswith("<q>") and summary["n"] == 3
     assert summary["model"] == "tiny-compact"
+
+
+def test_a_method_strategy_brings_its_own_flags(tmp_path, capsys):
+    # RLoT declares --navigator, FixedSequence --blocks: the eval command takes them only with their strategy
+    out = tmp_path / "rlot"
+    argv = ["--bench", "arith", "--limit", "3", "--strategy", "rlot", "--navigator", "builtin-arith",
+            "--out", str(out), "--progress", "false"]  # fmt: skip
+    assert eval_command(argv) == 0
+    assert json.loads((out / "run.json").read_text())["navigator_sha256"]
+    fixed = ["--bench", "arith", "--limit", "2", "--strategy", "fixed", "--blocks", "reason,reason",
+             "--out", str(tmp_path / "fixed"), "--progress", "false"]  # fmt: skip
+    assert eval_command(fixed) == 0
+    assert json.loads((tmp_path / "fixed" / "run.json").read_text())["strategy"] == "fixed:reason,reason"
+    with pytest.raises(SystemExit):
+        eval_command(["--bench", "arith", "--out", str(tmp_path / "x"), "--navigator", "builtin-arith"])
+    assert "--navigator is an option of --strategy rlot; add --strategy rlot" in capsys.readouterr().err
