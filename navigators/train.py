@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reasonkit.backends.threads import THREADS_HELP, check_threads
+from reasonkit.backends.options import BackendOptions
 from reasonkit.config import config_to_dict, parse_config
 from reasonkit.navigators.rewards import REWARDS
 from reasonkit.navigators.training_run import TrainingRun, best_fixed
@@ -48,13 +48,9 @@ trains 3000 episodes on hard problems only (--hard-only true; off by default, do
 
 
 @dataclass
-class TrainNavigatorConfig:
+class TrainNavigatorConfig(BackendOptions):
     """What ``reasonkit train-navigator`` trains (defaults: the paper's, except the episode budget)."""
 
-    model: str = field(
-        default="builtin",
-        metadata={"help": "backend: builtin, an HF id or local directory, or an OpenAI-compatible URL"},
-    )
     task: str = field(
         default="arith",
         metadata={"help": "arith, math500, gsm8k, gpqa, aime24, aime25, amc23, or a JSONL file of problems"},
@@ -111,10 +107,6 @@ class TrainNavigatorConfig:
     )
     epsilon_decay: float = field(default=0.9995, metadata={"help": "exploration rate factor per env step"})
     epsilon_final: float = field(default=0.0, metadata={"help": "exploration rate floor"})
-    threads: int | None = field(
-        default=None,
-        metadata={"help": THREADS_HELP},
-    )
     fixed_baselines: tuple[str, ...] = field(
         default=(),
         metadata={
@@ -128,6 +120,7 @@ class TrainNavigatorConfig:
     progress: bool = field(default=True, metadata={"help": "show a progress bar"})
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.reward not in REWARDS:
             raise ValueError(f"--reward must be one of {REWARDS}, got {self.reward!r}")
         if self.reward == "prm" and not self.prm:
@@ -135,7 +128,6 @@ class TrainNavigatorConfig:
         for name in ("episodes", "train_problems", "eval_problems", "eval_every", "n_envs", "max_depth"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
-        check_threads(self.threads)
         self.fixed_baselines = tuple(self.fixed_baselines)
         for sequence in self.fixed_baselines:
             blocks = [b.strip() for b in sequence.split(",")]
@@ -173,14 +165,9 @@ def train_navigator(config: TrainNavigatorConfig, backend: Any = None) -> TrainR
     ``backend`` replaces ``config.model`` with a LanguageModel object (``config.model`` still names
     it in the run's metadata).
     """
-    from reasonkit.backends.cached import CachedBackend
-    from reasonkit.backends.loading import load_backend
+    from reasonkit.backends.base import warn_outside_training
     from reasonkit.backends.threads import set_threads
-    from reasonkit.kit import resolve_pack
-    from reasonkit.navigators.dqn import DuelingDoubleDQN
-    from reasonkit.navigators.env import ThoughtVecEnv
-    from reasonkit.navigators.monitor import TrainingMonitor
-    from reasonkit.navigators.problems import hard_problems, load_task
+    from reasonkit.navigators.problems import load_task
     from reasonkit.navigators.rewards import make_reward
 
     started = time.perf_counter()
@@ -189,11 +176,34 @@ def train_navigator(config: TrainNavigatorConfig, backend: Any = None) -> TrainR
     validation = load_task(config.task, "validation", config.eval_problems, seed=config.seed)
     reward = make_reward(config.reward, config.prm)
     if backend is None:
-        backend = load_backend(config.model)
-    set_threads(config.threads, backend)
+        backend = config.load(config.model)
+    else:
+        set_threads(config.threads, backend)
+    warn_outside_training(backend, {p.kind for p in pool}, f"the {config.task} task")
     run = TrainingRun(config.out or default_out(config))
     settings = config_to_dict(config)
-    state = run.open(settings)
+    with run.claim(settings):
+        return _train(config, backend, run, settings, pool, validation, reward, started)
+
+
+def _train(
+    config: TrainNavigatorConfig,
+    backend: Any,
+    run: TrainingRun,
+    settings: dict[str, Any],
+    pool: Sequence[Any],
+    validation: Sequence[Any],
+    reward: Any,
+    started: float,
+) -> TrainResult:
+    from reasonkit.backends.cached import CachedBackend
+    from reasonkit.kit import resolve_pack
+    from reasonkit.navigators.dqn import DuelingDoubleDQN
+    from reasonkit.navigators.env import ThoughtVecEnv
+    from reasonkit.navigators.monitor import TrainingMonitor
+    from reasonkit.navigators.problems import hard_problems
+
+    state = run.load_state()
     if state.get("finished") and state["episodes"] >= config.episodes:
         print(f"{run.dir} already holds a finished run of {state['episodes']} episodes; pass a new --out, or "
               f"a larger --episodes to continue it")  # fmt: skip

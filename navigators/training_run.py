@@ -23,23 +23,27 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from reasonkit.plots import line_plot
-from reasonkit.rundir import atomic_write_json, atomic_write_text, iter_jsonl, read_json
+from reasonkit.rundir import (
+    Claim,
+    RunDirError,
+    atomic_write_json,
+    atomic_write_text,
+    claim,
+    iter_jsonl,
+    read_json,
+)
 
 #: Config fields that may change between a run and its resumption (everything else must match).
 #: ``fixed_baselines`` only adds measurements (a resumed run measures the sequences it lacks).
 RESUMABLE_CHANGES = frozenset(
-    {"episodes", "eval_every", "progress", "out", "threads", "cache", "fixed_baselines"}
-)
-
-
-class RunDirError(ValueError):
-    """The run directory holds a different run."""
+    {"episodes", "eval_every", "progress", "out", "threads", "cache", "fixed_baselines", "request_timeout",
+     "max_retries"}
+)  # fmt: skip
 
 
 class TrainingRun:
@@ -56,22 +60,14 @@ class TrainingRun:
         return self.path("navigator.safetensors")
 
     # -- identity and state -----------------------------------------------------------------------
-    def open(self, config: dict[str, Any]) -> dict[str, Any]:
-        """Create the directory or check it holds this run; return the saved state ({} when new)."""
-        self.dir.mkdir(parents=True, exist_ok=True)
+    def claim(self, config: dict[str, Any]) -> Claim:
+        """Take the directory for this run (:func:`reasonkit.rundir.claim`: the config fields that define
+        the run must match ``run.json``; another process on it is refused); hold it while training."""
         identity = {k: v for k, v in config.items() if k not in RESUMABLE_CHANGES}
-        info_path = self.path("run.json")
-        if info_path.exists():
-            stored = read_json(info_path)
-            clash = {k: (stored.get(k), v) for k, v in identity.items() if stored.get(k) != v}
-            if clash:
-                details = ", ".join(f"{k}: stored {a!r} vs now {b!r}" for k, (a, b) in sorted(clash.items()))
-                raise RunDirError(
-                    f"{self.dir} holds a different training run ({details}); pass a new --out directory, "
-                    "or delete this one to start over"
-                )
-        else:
-            atomic_write_json(info_path, {**identity, "created": time.strftime("%Y-%m-%dT%H:%M:%S")})
+        return claim(self.dir, identity, what="training run")
+
+    def load_state(self) -> dict[str, Any]:
+        """The committed state ({} for a new run), with JSONL rows past its checkpoint dropped."""
         state = read_json(self.path("state.json")) if self.path("state.json").exists() else {}
         if state and not self.path("checkpoint.zip").exists():
             raise RunDirError(

@@ -22,6 +22,7 @@ from typing import Any
 
 from reasonkit.backends.base import LanguageModel, declared_kinds, warn_outside_training
 from reasonkit.backends.options import BackendOptions
+from reasonkit.progress import progress_bar
 from reasonkit.rundir import JsonlAppender, RunDirError, atomic_write_json, claim, iter_jsonl, read_json
 from reasonkit.strategies import UNLIMITED, Budget, Strategy, make_strategy
 from reasonkit.types import Problem, Trace
@@ -133,7 +134,9 @@ class Controller:
         start = time.perf_counter()
         previous_wall = self._previous_wall() if done else 0.0
         appender = JsonlAppender(self.records_path) if self.records_path else None
-        bar = _progress(len(problems), initial=len(done), enabled=self.progress, desc=self.strategy.name)
+        bar = progress_bar(
+            len(problems), initial=len(done), enabled=self.progress, desc=self.strategy.name, unit="problem"
+        )
         try:
             for begin in range(0, len(todo), self.batch_size):
                 batch = todo[begin : begin + self.batch_size]
@@ -165,14 +168,6 @@ class Controller:
         if not path.exists():
             return 0.0
         return float(read_json(path).get("wall_seconds", 0.0))
-
-
-def _progress(total: int, initial: int, enabled: bool, desc: str) -> Any:
-    from tqdm.auto import tqdm
-
-    return tqdm(
-        total=total, initial=initial, disable=not enabled, desc=desc, unit="problem", dynamic_ncols=True
-    )
 
 
 def solve(

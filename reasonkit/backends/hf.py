@@ -37,13 +37,12 @@ from contextlib import contextmanager
 from typing import Any
 
 import torch
-from transformers import StoppingCriteria
 
 from reasonkit.backends.base import BackendError, CapabilityError
 from reasonkit.backends.hf_load import fingerprint, load, read_model_card, register_reasonkit_models
 from reasonkit.backends.request import check_prompt, check_prompts, trim_at_stop
 from reasonkit.backends.threads import auto_threads, check_threads, torch_threads
-from reasonkit.models.sampling import RowSampler, StopOnStrings, row_generator
+from reasonkit.models.sampling import RowSampler, StopAtLength, StopOnStrings, row_generator
 from reasonkit.models.whitebox.cache import check_path
 from reasonkit.models.whitebox.decode_loop import DecodeHooks, decode
 from reasonkit.models.whitebox.handle import WhiteBoxLM, open_whitebox
@@ -469,20 +468,6 @@ def _inference(model: Any) -> Iterator[None]:
             yield
     finally:
         model.train(was_training)
-
-
-class StopAtLength(StoppingCriteria):
-    """Finish row ``r`` once it has generated ``caps[r]`` tokens (None: no cap)."""
-
-    def __init__(self, caps: Sequence[int | None], prompt_length: int) -> None:
-        self.caps = torch.tensor([cap if cap is not None else 2**62 for cap in caps], dtype=torch.long)
-        self.prompt_length = prompt_length
-
-    def __call__(
-        self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any
-    ) -> torch.BoolTensor:
-        generated = input_ids.shape[1] - self.prompt_length
-        return self.caps.to(input_ids.device) <= generated  # type: ignore[return-value]
 
 
 def context_length(config: Any) -> int | None:

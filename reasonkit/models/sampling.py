@@ -104,3 +104,17 @@ class StopOnStrings(StoppingCriteria):
                     self.stopped_at[row] = generated
         done = [at is not None for at in self.stopped_at]
         return torch.tensor(done, dtype=torch.bool, device=input_ids.device)  # type: ignore[return-value]
+
+
+class StopAtLength(StoppingCriteria):
+    """Finish row ``r`` once it has generated ``caps[r]`` tokens (None: no cap)."""
+
+    def __init__(self, caps: Sequence[int | None], prompt_length: int) -> None:
+        self.caps = torch.tensor([cap if cap is not None else 2**62 for cap in caps], dtype=torch.long)
+        self.prompt_length = prompt_length
+
+    def __call__(
+        self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any
+    ) -> torch.BoolTensor:
+        generated = input_ids.shape[1] - self.prompt_length
+        return self.caps.to(input_ids.device) <= generated  # type: ignore[return-value]
