@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from reasonkit.backends.threads import THREADS_HELP
 from reasonkit.config import parse_config
+from reasonkit.models.threads import THREADS_HELP
 from reasonkit.rundir import atomic_write_json, atomic_write_text
 
 TARGETS = {"cot_1_2_ops": 0.90, "refine_repair": 0.50, "self_eval_a3": 0.80}

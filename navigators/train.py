@@ -166,7 +166,7 @@ def train_navigator(config: TrainNavigatorConfig, backend: Any = None) -> TrainR
     it in the run's metadata).
     """
     from reasonkit.backends.base import warn_outside_training
-    from reasonkit.backends.threads import set_threads
+    from reasonkit.models.threads import set_threads
     from reasonkit.navigators.problems import load_task
     from reasonkit.navigators.rewards import make_reward
 

@@ -41,8 +41,8 @@ import torch
 from reasonkit.backends.base import BackendError, CapabilityError
 from reasonkit.backends.hf_load import fingerprint, load, read_model_card, register_reasonkit_models
 from reasonkit.backends.request import check_prompt, check_prompts, trim_at_stop
-from reasonkit.backends.threads import auto_threads, check_threads, torch_threads
 from reasonkit.models.sampling import RowSampler, StopAtLength, StopOnStrings, row_generator
+from reasonkit.models.threads import auto_threads, check_threads, torch_threads
 from reasonkit.models.whitebox.cache import check_path
 from reasonkit.models.whitebox.decode_loop import DecodeHooks, decode
 from reasonkit.models.whitebox.handle import WhiteBoxLM, open_whitebox

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from reasonkit.backends.threads import THREADS_HELP, check_threads
+from reasonkit.models.threads import THREADS_HELP, check_threads
 
 MODEL_HELP = (
     "the model: builtin, an HF id or local directory, an OpenAI-compatible server "
@@ -64,7 +64,7 @@ class BackendOptions:
     ) -> Any:
         """Load the backend ``spec`` names and set torch's threads for it (:mod:`.threads`)."""
         from reasonkit.backends.loading import load_backend
-        from reasonkit.backends.threads import set_threads
+        from reasonkit.models.threads import set_threads
 
         local = {"threads": self.threads, **(local or {})}
         backend = load_backend(spec, **self.backend_kwargs(spec, local, server))

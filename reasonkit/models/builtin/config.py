@@ -103,7 +103,13 @@ class TrainLMConfig:
         ),
     )
     compile: bool = field(default=False, metadata=_help("torch.compile the model (CUDA; off by default)"))
-    threads: int | None = field(default=None, metadata=_help("torch CPU threads (default: torch's choice)"))
+    threads: int | None = field(
+        default=None,
+        metadata=_help(
+            "torch CPU threads (default: 1 for this small model on the CPU; on 2 idle cores --threads 2 "
+            "trains 1.8x faster, on busy ones 1.8x slower: BENCHMARKS.md, CPU threads)"
+        ),
+    )
     workers: int = field(
         default=-1,
         metadata=_help(

@@ -41,6 +41,7 @@ from reasonkit.models.builtin.checkpoint import (
 )
 from reasonkit.models.builtin.config import TrainLMConfig
 from reasonkit.models.builtin.data import IGNORE, MicroBatch, step_loader, validation_set
+from reasonkit.models.threads import set_threads
 from reasonkit.rundir import JsonlAppender, atomic_write_json, claim, read_jsonl
 
 
@@ -169,8 +170,6 @@ class Trainer:
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
         self.device = resolve_device(cfg.device)
         self.autocast = self.device.type == "cuda" and cfg.bf16
-        if cfg.threads is not None:
-            torch.set_num_threads(cfg.threads)
         if self.device.type == "cuda":
             torch.backends.cuda.matmul.allow_tf32 = True  # float32 training at TF32 matmul speed
             torch.backends.cudnn.allow_tf32 = True
@@ -181,6 +180,10 @@ class Trainer:
                 if layer.layer_type == "gla":
                     layer.mixer.kernel_mode = "chunk"
         self.model.to(self.device).train()
+        # the shared policy: 1 thread for a small CPU model unless --threads says otherwise. Measured
+        # on 2 cores (BENCHMARKS.md, "CPU threads"): 2 threads train 1.8x faster when the cores are
+        # idle and 1.8x slower when they are busy; a long run should not depend on the neighbours.
+        self.threads = set_threads(cfg.threads, self.model)
         self.optimizer = make_optimizer(self.model, cfg)
         self.step, self.pairs, self.elapsed_before = 0, 0, 0.0
         self.rewarm_start: int | None = None  # set when starting from exported weights (fresh optimizer)
