@@ -27,20 +27,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from reasonkit.backends.options import BackendOptions
 from reasonkit.config import parse_config
-from reasonkit.models.threads import THREADS_HELP
 from reasonkit.rundir import atomic_write_json, atomic_write_text
 
 TARGETS = {"cot_1_2_ops": 0.90, "refine_repair": 0.50, "self_eval_a3": 0.80}
 
 
 @dataclass
-class EvaluateConfig:
+class EvaluateConfig(BackendOptions):
     """Measure a compact-pack model on the arith test split (CoT by operations, refine, self-evaluation)."""
 
-    model: str = field(
-        default="builtin", metadata={"help": "'builtin', a model directory or any backend spec"}
-    )
     per_ops: int = field(
         default=50, metadata={"help": "test problems per operation count (1..8) for CoT/Direct"}
     )
@@ -50,11 +47,11 @@ class EvaluateConfig:
     seed: int = field(default=0, metadata={"help": "seed of the test problems and states"})
     batch_size: int = field(default=64, metadata={"help": "prompts per generate() batch"})
     device: Literal["auto", "cpu", "cuda"] = field(default="cpu", metadata={"help": "where the model runs"})
-    threads: int | None = field(default=None, metadata={"help": THREADS_HELP})
     out: str | None = field(default=None, metadata={"help": "write the results as JSON here"})
     markdown: str | None = field(default=None, metadata={"help": "write the markdown tables here"})
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.per_ops < 1 or self.states < 1 or self.batch_size < 1:
             raise ValueError("per_ops, states and batch_size must be >= 1")
 
