@@ -21,7 +21,7 @@ def tiny_config(layer_types: list[str], **overrides: object) -> GatedLMConfig:
         vocab_size=VOCAB,
         hidden_size=32,
         num_hidden_layers=len(layer_types),
-        layer_types=layer_types,
+        mixer_types=layer_types,
         num_heads=4,
         num_kv_heads=2,
         intermediate_size=64,

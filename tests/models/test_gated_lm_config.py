@@ -12,7 +12,7 @@ from reasonkit.models.gated_lm.configuration import default_layer_types
 
 def test_defaults_are_derived_from_the_given_fields():
     cfg = GatedLMConfig(hidden_size=96, num_hidden_layers=8, num_heads=6)
-    assert cfg.layer_types == ["gla", "gla", "gla", "attn"] * 2  # 3:1 hybrid by default
+    assert cfg.mixer_types == ["gla", "gla", "gla", "attn"] * 2  # 3:1 hybrid by default
     assert cfg.num_kv_heads == 6 and cfg.slstm_num_heads == 6
     assert cfg.head_dim == 16
     assert cfg.intermediate_size == 256  # 8/3 * 96 = 256, already a multiple of 32
@@ -32,7 +32,7 @@ def test_json_round_trip_keeps_every_field(tmp_path):
         vocab_size=50,
         hidden_size=32,
         num_hidden_layers=3,
-        layer_types=["slstm", "attn", "gla"],
+        mixer_types=["slstm", "attn", "gla"],
         num_heads=4,
         num_kv_heads=1,
         attn_gate="headwise",
@@ -43,10 +43,10 @@ def test_json_round_trip_keeps_every_field(tmp_path):
     cfg.save_pretrained(tmp_path)
     saved = json.loads((tmp_path / "config.json").read_text())
     assert saved["model_type"] == "reasonkit_gated_lm"
-    assert saved["layer_types"] == ["slstm", "attn", "gla"]
+    assert saved["mixer_types"] == ["slstm", "attn", "gla"] and "layer_types" not in saved
     loaded = GatedLMConfig.from_pretrained(tmp_path)
     for name in (
-        "layer_types",
+        "mixer_types",
         "num_kv_heads",
         "attn_gate",
         "gla_gate_logit_normalizer",
@@ -61,8 +61,9 @@ def test_json_round_trip_keeps_every_field(tmp_path):
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
-        (dict(layer_types=["gla", "mamba"], num_hidden_layers=2), r"unknown layer type\(s\) \['mamba'\]"),
-        (dict(layer_types=["gla"], num_hidden_layers=2), "1 entries but num_hidden_layers is 2"),
+        (dict(mixer_types=["gla", "mamba"], num_hidden_layers=2), r"unknown layer type\(s\) \['mamba'\]"),
+        (dict(mixer_types=["gla"], num_hidden_layers=2), "1 entries but num_hidden_layers is 2"),
+        (dict(mixer_types=["gla", "attn"], layer_types=["attn", "gla"]), "keep only mixer_types"),
         (dict(hidden_size=30, num_heads=4), "num_heads=4 does not divide hidden_size=30"),
         (dict(num_heads=4, num_kv_heads=3), "num_kv_heads=3 must be positive and divide num_heads=4"),
         (dict(attn_gate="channelwise"), "attn_gate='channelwise' must be one of"),
@@ -87,7 +88,7 @@ def test_bad_config_raises_one_clear_error(fields, message):
 def test_bad_config_json_fails_on_load(tmp_path):
     GatedLMConfig(hidden_size=32, num_hidden_layers=2, num_heads=4).save_pretrained(tmp_path)
     saved = json.loads((tmp_path / "config.json").read_text())
-    saved["layer_types"] = ["gla", "transformer"]
+    saved["mixer_types"] = ["gla", "transformer"]
     (tmp_path / "config.json").write_text(json.dumps(saved))
     with pytest.raises(ValueError, match="transformer"):
         GatedLMConfig.from_pretrained(tmp_path)

@@ -42,7 +42,7 @@ def model_config(cfg: TrainLMConfig) -> Any:
         vocab_size=cfg.vocab_size,
         hidden_size=cfg.hidden_size,
         num_hidden_layers=cfg.num_layers,
-        layer_types=list(cfg.layer_types),
+        mixer_types=list(cfg.layer_types),
         num_heads=cfg.num_heads,
         num_kv_heads=cfg.num_kv_heads,
         max_position_embeddings=512,  # the longest training sequence is ~380 tokens

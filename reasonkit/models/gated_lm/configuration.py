@@ -1,7 +1,7 @@
 """Configuration of GatedLM, a hybrid decoder whose layers mix GLA, gated softmax attention and sLSTM.
 
 Each decoder layer is pre-norm: ``h += mixer(norm(h)); h += SwiGLU(norm(h))``, with the mixer picked
-per layer by ``layer_types``:
+per layer by ``mixer_types``:
 
 - ``"gla"``: gated linear attention (Yang et al., arXiv 2312.06635) laid out like fla's
   ``GatedLinearAttention`` layer: a low-rank gate projection, ``g = logsigmoid(x) / normaliser``, and
@@ -16,7 +16,12 @@ Example::
 
     from reasonkit.models import GatedLMConfig, GatedLMForCausalLM
     config = GatedLMConfig(vocab_size=100, hidden_size=64, num_hidden_layers=3,
-                           layer_types=["gla", "attn", "slstm"], num_heads=4)
+                           mixer_types=["gla", "attn", "slstm"], num_heads=4)
+
+``mixer_types`` was called ``layer_types`` before transformers reserved that name for its own layer
+kinds (it now validates it in every config, so a checkpoint holding ``"layer_types": ["gla", …]``
+could not even be opened by ``AutoTokenizer`` without reasonkit imported). Old configs and the
+``layer_types=`` keyword still load: the value moves to ``mixer_types`` and is saved under that name.
     model = GatedLMForCausalLM(config)
 """
 
@@ -32,6 +37,8 @@ LAYER_TYPES: tuple[str, ...] = ("gla", "attn", "slstm")
 ATTN_GATES: tuple[str, ...] = ("elementwise", "headwise")
 GLA_KERNELS: tuple[str, ...] = ("auto", "chunk", "fused_recurrent")
 MODEL_TYPE = "reasonkit_gated_lm"
+#: the old name of ``mixer_types``, read from configs saved before the rename
+LEGACY_MIXER_TYPES = "layer_types"
 
 
 def default_layer_types(num_hidden_layers: int, attn_interval: int = 4) -> list[str]:
@@ -47,8 +54,8 @@ class GatedLMConfig(PreTrainedConfig):
         vocab_size: number of token ids.
         hidden_size: width of the residual stream.
         num_hidden_layers: number of decoder layers.
-        layer_types: one of ``"gla" | "attn" | "slstm"`` per layer. Default: three ``"gla"`` then one
-            ``"attn"``, repeated.
+        mixer_types: one of ``"gla" | "attn" | "slstm"`` per layer. Default: three ``"gla"`` then one
+            ``"attn"``, repeated. (``layer_types``, its old name, is accepted when loading.)
         num_heads: heads of every mixer (GLA, attention query heads, sLSTM).
         num_kv_heads: key/value heads of attention layers (grouped-query); default ``num_heads``.
         head_dim: attention head width; default ``hidden_size // num_heads``.
@@ -83,7 +90,7 @@ class GatedLMConfig(PreTrainedConfig):
     vocab_size: int = 32000
     hidden_size: int = 512
     num_hidden_layers: int = 8
-    layer_types: list[str] | None = None
+    mixer_types: list[str] | None = None
     num_heads: int = 8
     num_kv_heads: int | None = None
     head_dim: int | None = None
@@ -109,10 +116,18 @@ class GatedLMConfig(PreTrainedConfig):
         for alias, name in self.attribute_map.items():
             if alias in kwargs:  # resolve aliases before the defaults derived from them
                 setattr(self, name, kwargs.pop(alias))
-        if self.layer_types is None:
-            self.layer_types = default_layer_types(self.num_hidden_layers)
+        legacy = kwargs.pop(LEGACY_MIXER_TYPES, None)
+        if legacy is not None:  # a checkpoint saved before the rename (the shipped model's until 2027-01)
+            if self.mixer_types is not None and list(self.mixer_types) != list(legacy):
+                raise ValueError(
+                    f"GatedLMConfig got mixer_types={self.mixer_types} and its old name "
+                    f"{LEGACY_MIXER_TYPES}={legacy}; keep only mixer_types"
+                )
+            self.mixer_types = legacy
+        if self.mixer_types is None:
+            self.mixer_types = default_layer_types(self.num_hidden_layers)
         else:
-            self.layer_types = list(self.layer_types)
+            self.mixer_types = list(self.mixer_types)
         if self.num_kv_heads is None:
             self.num_kv_heads = self.num_heads
         if self.slstm_num_heads is None:
@@ -140,15 +155,15 @@ class GatedLMConfig(PreTrainedConfig):
                 raise ValueError(
                     f"GatedLMConfig.{name} must be a positive integer, got {getattr(self, name)}"
                 )
-        assert self.layer_types is not None and self.num_kv_heads is not None
-        unknown = sorted({t for t in self.layer_types if t not in LAYER_TYPES})
+        assert self.mixer_types is not None and self.num_kv_heads is not None
+        unknown = sorted({t for t in self.mixer_types if t not in LAYER_TYPES})
         if unknown:
             raise ValueError(
-                f"GatedLMConfig.layer_types has unknown layer type(s) {unknown}; each entry must be one of {LAYER_TYPES}"
+                f"GatedLMConfig.mixer_types has unknown layer type(s) {unknown}; each entry must be one of {LAYER_TYPES}"
             )
-        if len(self.layer_types) != self.num_hidden_layers:
+        if len(self.mixer_types) != self.num_hidden_layers:
             raise ValueError(
-                f"GatedLMConfig.layer_types has {len(self.layer_types)} entries but num_hidden_layers is "
+                f"GatedLMConfig.mixer_types has {len(self.mixer_types)} entries but num_hidden_layers is "
                 f"{self.num_hidden_layers}; give one layer type per layer"
             )
         if self.hidden_size % self.num_heads:

@@ -3,7 +3,7 @@
 ``GatedLMModel`` is the backbone (embeddings, decoder layers, final RMSNorm) and
 ``GatedLMForCausalLM`` adds the LM head, the shifted cross-entropy loss and ``generate()``.
 Each decoder layer is pre-norm, ``h += mixer(norm(h)); h += SwiGLU(norm(h))``, with the mixer chosen
-by ``config.layer_types`` (see :mod:`reasonkit.models.gated_lm.configuration` for the papers).
+by ``config.mixer_types`` (see :mod:`reasonkit.models.gated_lm.configuration` for the papers).
 
 White-box access, for the methods that edit the forward (CoLa, Think-at-Hard, HRPO):
 - ``model.model.layers`` is an ``nn.ModuleList``; each layer knows its ``layer_type`` and ``layer_idx``.
@@ -51,9 +51,9 @@ class GatedLMDecoderLayer(GradientCheckpointingLayer):
 
     def __init__(self, config: GatedLMConfig, layer_idx: int) -> None:
         super().__init__()
-        assert config.layer_types is not None and config.intermediate_size is not None
+        assert config.mixer_types is not None and config.intermediate_size is not None
         self.layer_idx = layer_idx
-        self.layer_type = config.layer_types[layer_idx]
+        self.layer_type = config.mixer_types[layer_idx]
         self.input_norm = RMSNorm(config.hidden_size, eps=config.rms_norm_eps)
         self.mixer: nn.Module
         if self.layer_type == "gla":
