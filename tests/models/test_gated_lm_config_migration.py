@@ -53,9 +53,7 @@ def test_auto_tokenizer_opens_the_shipped_directory_without_reasonkit():
         "print(json.dumps({'ids': tok('12+3=15')['input_ids'], "
         "'reasonkit': any(m.split('.')[0] == 'reasonkit' for m in sys.modules)}))\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd="/"
-    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd="/")
     assert done.returncode == 0, done.stderr[-2000:]
     got = json.loads(done.stdout.strip().splitlines()[-1])
     from transformers import AutoTokenizer
