@@ -1,7 +1,9 @@
 """The public GLA functions: validate inputs once, pick an implementation, run it.
 
-``chunk_gla`` and ``fused_recurrent_gla`` take flash-linear-attention's arguments and return its
-``(o, final_state)`` pair, so code written against ``fla.ops.gla`` runs unchanged:
+``chunk_gla`` and ``fused_recurrent_gla`` take flash-linear-attention's arguments, in its names and
+order (the gate is ``g`` in one and ``gk`` in the other; ``reverse``, ``state_v_first``,
+``cu_seqlens_cpu``; :mod:`.fla_args`), and return its ``(o, final_state)`` pair, so code written
+against ``fla.ops.gla`` runs unchanged:
 
     q, k, g: (B, T, H, K)    v: (B, T, H, V)    initial_state / final_state: (N, H, K, V) float32
 
@@ -15,11 +17,13 @@ from __future__ import annotations
 
 import importlib
 import itertools
+from typing import Any
 
 import torch
 
 from reasonkit.kernels.dispatch import KernelError, resolve_impl
-from reasonkit.kernels.gla import varlen
+from reasonkit.kernels.gla import fla_args, varlen
+from reasonkit.kernels.gla.fla_args import FlaCall
 from reasonkit.kernels.gla.naive import naive_gla_step, naive_recurrent_gla
 
 GLAResult = tuple[torch.Tensor, torch.Tensor | None]
@@ -143,43 +147,104 @@ def _run(
     return varlen.pack(o, index), ht
 
 
+def _run_fla(
+    op: str,
+    impl: str | None,
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    call: FlaCall,
+    scale: float | None,
+    output_final_state: bool,
+) -> GLAResult:
+    """:func:`_run` after fla's conventions: time reversed within each sequence, states transposed."""
+    g = call.g
+    index = None
+    if call.reverse:
+        _check_inputs(op, q, k, v, g, scale, call.initial_state, call.cu_seqlens)
+        index = fla_args.time_reversal(q.shape[1], call.cu_seqlens, q.device)
+        q, k, v, g = (x.index_select(1, index) for x in (q, k, v, g))
+    o, ht = _run(op, impl, q, k, v, g, scale, call.initial_state, output_final_state, call.cu_seqlens)
+    if index is not None:
+        o = o.index_select(1, index)  # reversing within each sequence is its own inverse
+    if call.state_v_first and ht is not None:
+        ht = ht.transpose(-1, -2).contiguous()
+    return o, ht
+
+
 def chunk_gla(
     q: torch.Tensor,
     k: torch.Tensor,
     v: torch.Tensor,
-    g: torch.Tensor,
+    g: torch.Tensor | None = None,
     scale: float | None = None,
     initial_state: torch.Tensor | None = None,
     output_final_state: bool = False,
+    state_v_first: bool = False,
     cu_seqlens: torch.Tensor | None = None,
+    cu_seqlens_cpu: torch.Tensor | None = None,
     *,
+    gk: torch.Tensor | None = None,
+    reverse: bool = False,
     impl: str | None = None,
+    **unsupported: Any,
 ) -> GLAResult:
     """Gated linear attention, chunkwise-parallel (fla's ``chunk_gla``): returns (o, final_state or None).
 
-    o has q's dtype and v's last dimension; final_state is (N, H, K, V) float32 (float64 for float64
-    inputs) when ``output_final_state``.
+    Arguments in fla's names and order (:mod:`.fla_args`); ``gk=`` is accepted for the gate as well
+    (fused_recurrent_gla's name), ``reverse=`` as in fused_recurrent_gla. o has q's dtype and v's last
+    dimension; final_state is (N, H, K, V) float32 (float64 for float64 inputs; (N, H, V, K) with
+    ``state_v_first``) when ``output_final_state``.
     """
-    return _run("chunk_gla", impl, q, k, v, g, scale, initial_state, output_final_state, cu_seqlens)
+    call = fla_args.resolve(
+        "chunk_gla",
+        gates={"g": g, "gk": gk},
+        initial_state=initial_state,
+        state_v_first=state_v_first,
+        reverse=reverse,
+        cu_seqlens=cu_seqlens,
+        cu_seqlens_cpu=cu_seqlens_cpu,
+        extra=unsupported,
+    )
+    return _run_fla("chunk_gla", impl, q, k, v, call, scale, output_final_state)
 
 
 def fused_recurrent_gla(
     q: torch.Tensor,
     k: torch.Tensor,
     v: torch.Tensor,
-    g: torch.Tensor,
+    gk: torch.Tensor | None = None,
+    gv: torch.Tensor | None = None,
     scale: float | None = None,
     initial_state: torch.Tensor | None = None,
     output_final_state: bool = False,
+    reverse: bool = False,
+    state_v_first: bool = False,
     cu_seqlens: torch.Tensor | None = None,
     *,
+    g: torch.Tensor | None = None,
+    cu_seqlens_cpu: torch.Tensor | None = None,
     impl: str | None = None,
+    **unsupported: Any,
 ) -> GLAResult:
     """Gated linear attention as a recurrence over time (fla's ``fused_recurrent_gla``).
 
-    Same arguments and results as :func:`chunk_gla`; cheaper for short sequences and decoding.
+    fla's argument names and order: the gate is ``gk`` (``g=`` is accepted too), ``gv`` must be None
+    (KernelError otherwise), ``reverse`` runs the recurrence from the last token back. Same results as
+    :func:`chunk_gla`; cheaper for short sequences and decoding.
     """
-    return _run("fused_recurrent_gla", impl, q, k, v, g, scale, initial_state, output_final_state, cu_seqlens)
+    call = fla_args.resolve(
+        "fused_recurrent_gla",
+        gates={"gk": gk, "g": g},
+        gv=gv,
+        initial_state=initial_state,
+        state_v_first=state_v_first,
+        reverse=reverse,
+        cu_seqlens=cu_seqlens,
+        cu_seqlens_cpu=cu_seqlens_cpu,
+        extra=unsupported,
+    )
+    return _run_fla("fused_recurrent_gla", impl, q, k, v, call, scale, output_final_state)
 
 
 def gla_step(
