@@ -255,16 +255,17 @@ def test_a_deeper_pass_sees_shallower_keys_and_never_the_reverse(tokenizer):
         torch.testing.assert_close(deep, lm.final_norm(hidden)[:, 5:], rtol=1e-9, atol=1e-9)
 
 
-def test_deeper_passes_through_recurrent_layers_are_refused():
-    lm = open_whitebox(make_model(["gla", "attn"]).eval())
+def test_deeper_passes_through_slstm_layers_are_refused():
+    lm = open_whitebox(make_model(["slstm", "attn", "gla"]).eval())
     ids, _ = batch(lm.vocab_size, lengths=(5,))
     cache = lm.new_cache(1)
     lm.forward(lm.embed(ids), cache=cache)
-    with pytest.raises(ValueError, match=r"recurrent layers \[0\]"):
+    with pytest.raises(ValueError, match=r"sLSTM layers \[0\]"):
         lm.forward(lm.embed(ids[:, :1]), cache=cache, depth=1, columns=torch.tensor([[2]]))
-    attention_only = lm.new_cache(1, (1,))
-    lm.forward(lm.embed(ids), cache=attention_only)
-    lm.forward(lm.embed(ids[:, :1]), cache=attention_only, depth=1, columns=torch.tensor([[2]]))
+    # GLA and attention layers take deeper passes (tests/models/test_gla_depth.py checks GLA's rule)
+    without_slstm = lm.new_cache(1, (1, 2))
+    lm.forward(lm.embed(ids), cache=without_slstm)
+    lm.forward(lm.embed(ids[:, :1]), cache=without_slstm, depth=1, columns=torch.tensor([[2]]))
 
 
 # ---- the decode loop ----------------------------------------------------------------------------

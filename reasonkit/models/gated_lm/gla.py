@@ -76,34 +76,61 @@ class GLAMixer(nn.Module):
         slot: int = 0,
     ) -> torch.Tensor:
         """x (B, T, hidden), token_mask (B, T) bool or None (all real) -> (B, T, hidden)."""
+        q, k, v, g = self.project(x, token_mask)
+        assert g is not None
+        state = None
+        if cache is not None:
+            previous = cache.get_state(slot)
+            state = None if previous is None else previous[0]  # (B, H, K, V) float32
+        o, new_state = self.mix(q, k, v, g, state, keep_state=cache is not None)
+        if cache is not None:
+            assert new_state is not None
+            cache.set_state(slot, (new_state,))
+        return self.readout(x, o)
+
+    # The three parts of forward, public for the white-box layer's latent depths (Think-at-Hard's GLA
+    # rule re-reads depth 0's keys and decay: reasonkit.models.whitebox.gla_depth).
+    def project(
+        self, x: torch.Tensor, token_mask: torch.Tensor | None = None, decay: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """q, k (B, T, H, K), v (B, T, H, V) and the log decay g (B, T, H, K) (None unless ``decay``);
+        k and g are zero at padding, so pads neither enter nor decay the state."""
         B, T, _ = x.shape
         H = self.num_heads
         q = self.q_proj(x).view(B, T, H, self.head_k_dim)  # (B, T, H, K)
         k = self.k_proj(x).view(B, T, H, self.head_k_dim)
         v = self.v_proj(x).view(B, T, H, self.head_v_dim)  # (B, T, H, V)
-        gk = self.gk_proj(x)
-        # the log decay stays in at least float32: its cumulative sums are what a half dtype would ruin
-        gk = gk.to(torch.promote_types(gk.dtype, torch.float32))
-        g = F.logsigmoid(gk).view(B, T, H, self.head_k_dim) / self.gate_logit_normalizer
+        g = None
+        if decay:
+            gk = self.gk_proj(x)
+            # the log decay stays in at least float32: its cumulative sums are what a half dtype would ruin
+            gk = gk.to(torch.promote_types(gk.dtype, torch.float32))
+            g = F.logsigmoid(gk).view(B, T, H, self.head_k_dim) / self.gate_logit_normalizer
         if token_mask is not None:
             keep = token_mask[:, :, None, None]  # (B, T, 1, 1)
-            k, g = k * keep.to(k.dtype), g * keep.to(g.dtype)
+            k = k * keep.to(k.dtype)
+            g = None if g is None else g * keep.to(g.dtype)
+        return q, k, v, g
 
-        state = None
-        if cache is not None:
-            previous = cache.get_state(slot)
-            state = None if previous is None else previous[0]  # (B, H, K, V) float32
-        if cache is not None and T == 1:
+    def mix(
+        self,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        g: torch.Tensor,
+        state: torch.Tensor | None,
+        keep_state: bool,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """GLA over (B, T, H, ·) from ``state``: (o (B, T, H, V), the final state when ``keep_state``)."""
+        if keep_state and q.shape[1] == 1:
             o1, new_state = gla_step(q[:, 0], k[:, 0], v[:, 0], g[:, 0], state)  # (B, H, V)
-            o = o1[:, None]
-        else:
-            kernel = pick_kernel(self.kernel_mode, q, T)
-            o, final = kernel(q, k, v, g, initial_state=state, output_final_state=cache is not None)
-            new_state = final  # type: ignore[assignment]
-        if cache is not None:
-            assert new_state is not None
-            cache.set_state(slot, (new_state,))
+            return o1[:, None], new_state
+        kernel = pick_kernel(self.kernel_mode, q, q.shape[1])
+        return kernel(q, k, v, g, initial_state=state, output_final_state=keep_state)
 
-        gate = self.g_proj(x).view(B, T, H, self.head_v_dim)
+    def readout(self, x: torch.Tensor, o: torch.Tensor) -> torch.Tensor:
+        """The output gate and projection: x (B, T, hidden), o (B, T, H, V) -> (B, T, hidden)."""
+        B, T, _ = x.shape
+        gate = self.g_proj(x).view(B, T, self.num_heads, self.head_v_dim)
         o = self.g_norm(o) * F.silu(gate)  # (B, T, H, V)
         return self.o_proj(o.reshape(B, T, self.value_dim))

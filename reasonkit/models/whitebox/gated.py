@@ -6,9 +6,9 @@ layers; GLA and sLSTM layers read and write their occurrence's recurrent state a
 padding (``token_mask``).
 
 Latent depth > 0 is defined for attention layers (a deeper query sees every shallower key up to its
-column). A recurrent layer at depth > 0 needs a rule for how a deeper pass reads and writes state —
-Think-at-Hard defines one for GLA (reasonkit.tah) — so a deeper pass through a path that holds a
-GLA or sLSTM layer is refused here.
+column) and for GLA layers (one state per depth, all decayed by the first pass's gates; the rule and
+its derivation are in :mod:`.gla_depth`). sLSTM has no such rule yet, so a deeper pass through a path
+that holds an sLSTM layer is refused.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from reasonkit.models.whitebox.cache import SlotCache
+from reasonkit.models.whitebox.gla_depth import gla_layer
 from reasonkit.models.whitebox.handle import WhiteBoxLM
 
 
@@ -30,6 +31,10 @@ class _Prepared:
     key_mask: torch.Tensor | None  # None, key padding (B, keys) or per query (B, T, keys), bool
     token_mask: torch.Tensor | None  # (B, T) bool, None when every token is real
     view: Any
+    cache: SlotCache
+    depth: int
+    columns: torch.Tensor  # (B, T)
+    valid: torch.Tensor  # (B, T) bool
 
 
 class GatedLMWhiteBox(WhiteBoxLM):
@@ -54,13 +59,13 @@ class GatedLMWhiteBox(WhiteBoxLM):
 
     def check_depth(self, depth: int, path: Sequence[int]) -> None:
         super().check_depth(depth, path)
-        kinds = self.layer_kinds()
-        recurrent = sorted({i for i in path if kinds[i] == "recurrent"})
-        if depth > 0 and recurrent:
+        types = self.model.model.layer_types()
+        slstm = sorted({i for i in path if types[i] == "slstm"})
+        if depth > 0 and slstm:
             raise ValueError(
-                f"a depth-{depth} pass through recurrent layers {recurrent} needs a rule for their state at "
-                "deeper depths, which the white-box layer leaves to the method (Think-at-Hard defines it for "
-                "GLA); run deeper passes through attention layers only"
+                f"a depth-{depth} pass through sLSTM layers {slstm} needs a rule for their state at deeper "
+                "depths, which is defined for GLA and attention layers only; run deeper passes through a "
+                "path without sLSTM layers"
             )
 
     def prepare(
@@ -81,11 +86,16 @@ class GatedLMWhiteBox(WhiteBoxLM):
             # GatedLM's own forward uses (key padding, or nothing), so both give identical logits
             _, _, keys_valid = cache.entries(0)
             key_mask = None if bool(keys_valid.all()) else keys_valid
-        return _Prepared(rotary, key_mask, token_mask, cache.at_depth(depth))
+        return _Prepared(
+            rotary, key_mask, token_mask, cache.at_depth(depth), cache, depth, cache.pass_columns, valid
+        )
 
     def run_layer(self, layer_idx: int, occurrence: int, hidden: torch.Tensor, prepared: Any) -> torch.Tensor:
         p: _Prepared = prepared
         layer = self.layers[layer_idx]
+        if layer.layer_type == "gla":
+            attend = p.cache.attending(p.depth)
+            return gla_layer(layer, hidden, p.cache, occurrence, p.depth, p.columns, p.valid, attend)
         return layer(  # type: ignore[no-any-return]
             hidden,
             token_mask=p.token_mask,

@@ -132,6 +132,8 @@ class WhiteBoxLM(ABC):
         position_ids: torch.Tensor | None = None,
         hidden_states: Sequence[int] = (),
         use_cache: bool = True,
+        rows: torch.Tensor | None = None,
+        attend: Sequence[int] | None = None,
     ) -> WhiteBoxOutput:
         """Run ``path`` over ``inputs_embeds`` (B, T, hidden).
 
@@ -147,6 +149,10 @@ class WhiteBoxLM(ABC):
                 deeper passes reuse the depth-0 position of their column).
             hidden_states: indices of intermediate states to return (0 = embeddings).
             use_cache: keep the cache (False: a throw-away cache serves this call only).
+            rows: (b,) the batch rows a deeper pass runs over (default all); ``inputs_embeds`` then
+                has b rows and the other rows' slots are left as they are.
+            attend: the depths this pass's queries see (default 0..depth; Think-at-Hard's ablations
+                attend to depth 0 only, or to their own depth only).
         """
         B, T = inputs_embeds.shape[:2]
         order = check_path(
@@ -159,15 +165,17 @@ class WhiteBoxLM(ABC):
                 f"this cache was made for the layer path {list(cache.path)} but the forward runs {list(order)}; "
                 "a cache holds one state per occurrence, so continue it with the same path (or start a new one)"
             )
-        cache.check_batch(B)
+        if rows is not None:
+            rows = torch.as_tensor(rows, dtype=torch.long, device=cache.device)
+        cache.check_batch(B, rows)
         self.check_depth(depth, order)
         valid = (
             torch.ones(B, T, dtype=torch.bool, device=inputs_embeds.device)
             if attention_mask is None
             else _check_mask(attention_mask, B, T).to(inputs_embeds.device)
         )
-        columns, position_ids = self._columns_and_positions(cache, depth, valid, columns, position_ids)
-        cache.begin(depth, columns, position_ids, valid)
+        columns, position_ids = self._columns_and_positions(cache, depth, valid, columns, position_ids, rows)
+        cache.begin(depth, columns, position_ids, valid, rows=rows, attend=attend)
         visible = cache.visible(depth, columns)  # (B, T, keys)
         wanted = set(hidden_states)
         bad = sorted(i for i in wanted if not 0 <= i <= len(order))
@@ -212,6 +220,7 @@ class WhiteBoxLM(ABC):
         valid: torch.Tensor,
         columns: torch.Tensor | None,
         position_ids: torch.Tensor | None,
+        rows: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         B, T = valid.shape
         device = valid.device
@@ -229,6 +238,8 @@ class WhiteBoxLM(ABC):
         columns = columns.to(device)
         if position_ids is None:
             seen_cols, seen_pos, _ = cache.entries(0)
+            if rows is not None:
+                seen_cols, seen_pos = seen_cols.index_select(0, rows), seen_pos.index_select(0, rows)
             # the depth-0 entry of each column holds its rotary position
             match = seen_cols[:, None, :] == columns[:, :, None]  # (B, T, n0)
             if not bool(match.any(-1)[valid].all()):
