@@ -21,7 +21,8 @@ with one error naming the file, the line and the field.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Mapping
+import random
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -299,3 +300,21 @@ def _load_arith(path: str | Path | None, options: dict[str, Any]) -> list[Proble
     seed = options.pop("seed", 0)
     _no_more("arith", options)
     return arith.benchmark(split, per_ops=per_ops, seed=seed)
+
+
+def spread_order(problems: Sequence[Problem], group: Callable[[Problem], Any], seed: int) -> list[Problem]:
+    """``problems`` reordered so that every prefix covers the groups (e.g. operation counts) evenly: a
+    seeded shuffle within each group, then one problem from each group in turn. ``--limit N`` takes a
+    prefix, so a larger limit later extends a run instead of replacing its problems."""
+    groups: dict[Any, list[Problem]] = {}
+    for problem in problems:
+        groups.setdefault(group(problem), []).append(problem)
+    rng = random.Random(seed)
+    for members in groups.values():
+        rng.shuffle(members)
+    return [
+        members[i]
+        for i in range(max(map(len, groups.values()), default=0))
+        for members in groups.values()
+        if i < len(members)
+    ]

@@ -16,9 +16,8 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ from reasonkit.backends.base import LanguageModel
 from reasonkit.backends.options import BackendOptions
 from reasonkit.config import config_to_dict
 from reasonkit.controller import Controller
-from reasonkit.evals.loaders import load
+from reasonkit.evals.loaders import load, spread_order
 from reasonkit.evals.metrics import accuracy, breakdown, sample_metrics, stderr
 from reasonkit.evals.report import write_report
 from reasonkit.rundir import atomic_write_json, claim, iter_jsonl
@@ -212,24 +211,6 @@ def eval_summary(
             start += len(texts)
         summary["samples"] = sample_metrics(per_problem)
     return summary
-
-
-def spread_order(problems: Sequence[Problem], group: Callable[[Problem], Any], seed: int) -> list[Problem]:
-    """``problems`` reordered so that every prefix covers the groups (e.g. operation counts) evenly: a
-    seeded shuffle within each group, then one problem from each group in turn. ``--limit N`` takes a
-    prefix, so a larger limit later extends a run instead of replacing its problems."""
-    groups: dict[Any, list[Problem]] = {}
-    for problem in problems:
-        groups.setdefault(group(problem), []).append(problem)
-    rng = random.Random(seed)
-    for members in groups.values():
-        rng.shuffle(members)
-    return [
-        members[i]
-        for i in range(max(map(len, groups.values()), default=0))
-        for members in groups.values()
-        if i < len(members)
-    ]
 
 
 def _check_limit(out: Path, problems: Sequence[Problem], limit: int) -> None:
