@@ -141,6 +141,16 @@ class HFBackend:
         return self._whitebox
 
     @property
+    def eos_ids(self) -> frozenset[int]:
+        """Token ids that end a row (the generation config's and the tokenizer's EOS)."""
+        return frozenset(self._eos_ids)
+
+    @property
+    def pad_id(self) -> int:
+        """The token fed to left padding and to rows that have finished."""
+        return self._pad_id
+
+    @property
     def uses_whitebox_decode(self) -> bool:
         """Whether generation runs the white-box decode loop (a layer path or hooks) instead of
         transformers' ``generate``."""
