@@ -54,3 +54,14 @@ __all__ = sorted(_LAZY)
 
 
 __getattr__, __dir__ = lazy_exports(globals(), _LAZY)
+
+
+def _register_gymnasium_envs() -> None:
+    """``gymnasium.make("reasonkit/ThoughtEnv-v0")`` after ``import reasonkit.navigators`` (gym_envs.py)."""
+    from reasonkit.navigators.gym_envs import register_envs
+
+    register_envs()
+
+
+if __name__ == "reasonkit.navigators":
+    _register_gymnasium_envs()

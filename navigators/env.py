@@ -47,6 +47,9 @@ class ThoughtEnv(gym.Env):
 
     ``reset(options={"problem": p})`` or ``{"problem_index": i}`` picks the problem instead.
     ``reward`` is a name from :data:`reasonkit.navigators.rewards.REWARDS` or a StepReward.
+    Episode statistics (``info["episode"]``) are the wrappers' job: wrap it in gymnasium's
+    ``RecordEpisodeStatistics`` or SB3's ``Monitor``. Registered as ``reasonkit/ThoughtEnv-v0``
+    (:mod:`reasonkit.navigators.gym_envs`).
     """
 
     metadata: dict[str, Any] = {"render_modes": []}  # noqa: RUF012 (gymnasium's class attribute)
@@ -59,7 +62,14 @@ class ThoughtEnv(gym.Env):
         pack: PromptPack | str | None = None,
         reward: str | StepReward = "outcome",
         max_depth: int = MAX_DEPTH,
+        render_mode: str | None = None,
     ) -> None:
+        if render_mode is not None:
+            raise ValueError(
+                f"ThoughtEnv has no render modes (metadata['render_modes'] is empty), got render_mode="
+                f"{render_mode!r}; leave it None and read info['blocks'] or the episode's steps instead"
+            )
+        self.render_mode = render_mode
         self.problems = list(problems)
         if not self.problems:
             raise ValueError("ThoughtEnv needs at least one problem")
@@ -132,6 +142,11 @@ class ThoughtEnv(gym.Env):
     def render(self) -> None:
         return None
 
+    def episode_statistics(self) -> dict[str, float]:
+        """The current episode's return, length (blocks) and seconds, as SB3's Monitor reports them."""
+        blocks = len(self.episode.blocks) if self.episode is not None else 0
+        return {"r": self._return, "l": blocks, "t": round(time.perf_counter() - self._started, 6)}
+
 
 def _as_action(action: Any) -> int:
     value = np.asarray(action)
@@ -171,14 +186,8 @@ def finish_steps(
             "tokens": episode.cost.tokens,
         }
         obs = observation(t.scores) if t.scores is not None else np.zeros(OBS_DIM, dtype=np.float32)
-        if t.done:
+        if t.done:  # info["episode"] is left to wrappers (gymnasium's RecordEpisodeStatistics, SB3's Monitor)
             info.update(ended_by=t.ended_by, correct=correct[i], blocks=list(episode.blocks))
-            # stable-baselines3's Monitor convention, so its rollout statistics work unwrapped.
-            info["episode"] = {
-                "r": env._return,
-                "l": len(episode.blocks),
-                "t": round(time.perf_counter() - env._started, 6),
-            }
         results.append((obs, rewards[i], t.done, False, info))
     return results
 
@@ -187,7 +196,8 @@ class ThoughtVecEnv(DummyVecEnv):
     """``n_envs`` ThoughtEnvs stepped together with one backend call per distinct call per round.
 
     Follows stable-baselines3's VecEnv contract: finished episodes reset automatically, their last
-    observation in ``info["terminal_observation"]``; ``seed(s)`` seeds slot ``i`` with ``s + i``, so
+    observation in ``info["terminal_observation"]`` and their statistics in ``info["episode"]`` (what
+    ``VecMonitor`` would add; r, l, t); ``seed(s)`` seeds slot ``i`` with ``s + i``, so
     slot ``i`` draws the same problems as ``ThoughtEnv(...).reset(seed=s + i)``.
     """
 
@@ -233,6 +243,7 @@ class ThoughtVecEnv(DummyVecEnv):
         transitions = run_programs(self.backend, [env.step_program(a) for env, a in zip(envs, self.actions)])
         results = finish_steps(envs, episodes, transitions)
         done = [i for i, r in enumerate(results) if r[2]]
+        statistics = {i: envs[i].episode_statistics() for i in done}  # before the resets clear them
         fresh = run_programs(self.backend, [envs[i].reset_program() for i in done])
         restarted = dict(zip(done, fresh))
         for i, (obs, reward, terminated, truncated, info) in enumerate(results):
@@ -240,6 +251,7 @@ class ThoughtVecEnv(DummyVecEnv):
             info["TimeLimit.truncated"] = truncated and not terminated
             if i in restarted:
                 info["terminal_observation"] = obs
+                info["episode"] = statistics[i]  # SB3's VecMonitor convention, built in
                 obs, self.reset_infos[i] = restarted[i]
             self.buf_infos[i] = info
             self._save_obs(i, obs)
