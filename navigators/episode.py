@@ -89,7 +89,7 @@ def _step(request: Request, completions: list[Completion], seconds: float) -> St
         prompt=prompt_text(request.prompt),
         output=completions[0].text,
         cost=Cost.of(completions[:1], seconds),
-        meta={"call": request.call},
+        meta={"call": request.call, **completions[0].meta},
     )
 
 

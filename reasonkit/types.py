@@ -148,10 +148,14 @@ class Completion:
     tokens_out: int
     finish_reason: str = "stop"
     logprobs: tuple[float, ...] | None = None
+    #: what the backend measured beyond the text (e.g. Think-at-Hard's per-token depths); strategies
+    #: copy it into their Step's meta
+    meta: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
         if self.logprobs is not None:
             object.__setattr__(self, "logprobs", tuple(self.logprobs))
+        object.__setattr__(self, "meta", _frozen_dict(self.meta))
 
 
 @dataclass(frozen=True)

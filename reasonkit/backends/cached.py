@@ -183,6 +183,7 @@ def _to_dict(c: Completion) -> dict[str, Any]:
         "tokens_out": c.tokens_out,
         "finish_reason": c.finish_reason,
         "logprobs": list(c.logprobs) if c.logprobs is not None else None,
+        "meta": dict(c.meta),
     }
 
 
@@ -193,4 +194,5 @@ def _from_dict(d: dict[str, Any]) -> Completion:
         tokens_out=int(d["tokens_out"]),
         finish_reason=d.get("finish_reason", "stop"),
         logprobs=tuple(d["logprobs"]) if d.get("logprobs") is not None else None,
+        meta=dict(d.get("meta") or {}),
     )

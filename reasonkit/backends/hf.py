@@ -315,7 +315,7 @@ class HFBackend:
                 if row.finish_reason == "stop" and row.tokens[-1] not in self._eos_ids
                 else None
             )
-            results.append(self._completion(row.tokens, len(ids), stop_at, params))
+            results.append(self._completion(row.tokens, len(ids), stop_at, params, row.meta))
         return results
 
     def _row_caps(self, rows: Sequence[_Row], max_new_tokens: int) -> list[int | None]:
@@ -327,7 +327,12 @@ class HFBackend:
         return [limit - len(ids) if 0 < limit - len(ids) < max_new_tokens else None for _, _, ids in rows]
 
     def _completion(
-        self, tokens: list[int], tokens_in: int, stop_at: int | None, params: SamplingParams
+        self,
+        tokens: list[int],
+        tokens_in: int,
+        stop_at: int | None,
+        params: SamplingParams,
+        meta: dict[str, Any] | None = None,
     ) -> Completion:
         end, reason = len(tokens), "length"
         eos_at = next((k for k, t in enumerate(tokens) if t in self._eos_ids), None)
@@ -339,7 +344,11 @@ class HFBackend:
         text = self.tokenizer.decode(body, skip_special_tokens=True)
         text, hit = trim_at_stop(text, params.stop)
         return Completion(
-            text=text, tokens_in=tokens_in, tokens_out=end, finish_reason="stop" if hit else reason
+            text=text,
+            tokens_in=tokens_in,
+            tokens_out=end,
+            finish_reason="stop" if hit else reason,
+            meta=meta or {},
         )
 
     # ---- scoring -------------------------------------------------------------------------------
@@ -430,14 +439,14 @@ class HFBackend:
         return values
 
     def _score_whitebox(self, context: list[int], conts: list[list[int]]) -> list[float]:
-        """Prefix and continuation in one white-box forward per batch (the backend's layer path)."""
+        """Prefix and continuation in one white-box pass per batch (the backend's layer path; hooks may
+        change the forward, e.g. Think-at-Hard's deeper passes)."""
         lm = self.whitebox
         ids, mask, _ = _right_pad([context + c for c in conts], self._pad_id)
         device = lm.device
-        out = lm.forward(
-            lm.embed(ids.to(device)), attention_mask=mask.to(device), path=self.path, use_cache=False
-        )
-        logprobs = torch.log_softmax(lm.logits(out.hidden).float(), dim=-1)
+        hooks = self.hooks or DecodeHooks()
+        logits = hooks.score_logits(lm, ids.to(device), mask.to(device), self.path, len(context) - 1)
+        logprobs = torch.log_softmax(logits.float(), dim=-1)
         values = []
         for b, tokens in enumerate(conts):
             positions = torch.arange(len(context) - 1, len(context) + len(tokens) - 1, device=logprobs.device)

@@ -56,7 +56,7 @@ class _SingleCall:
         params = budget.cap(self.params or batch_sampling(pack, self.call, problems))
         outputs, seconds = timed_generate(backend, prompts, params)
         steps = [
-            [Step(self.block, prompt_text(prompt), out[0].text, Cost.of(out[:1], seconds))]
+            [Step(self.block, prompt_text(prompt), out[0].text, Cost.of(out[:1], seconds), meta=out[0].meta)]
             for prompt, out in zip(prompts, outputs)
         ]
         return finish_traces(problems, steps, [out[0].text for out in outputs])

@@ -356,3 +356,32 @@ def test_sampled_decode_is_reproducible_per_row(whitebox):
     together = run(prompts)
     assert run(prompts) == together
     assert run(prompts[:1])[0] == together[0]  # a seeded row does not depend on its batch
+
+
+class Recording(DecodeHooks):
+    """Records what each row generated, and scores with flat logits (every token equally likely)."""
+
+    def row_meta(self, row, generated):
+        return {"row": row, "generated": generated}
+
+    def score_logits(self, lm, ids, attention_mask, path, first_scored):
+        return torch.zeros(*ids.shape, lm.vocab_size)
+
+
+def test_hooks_record_per_row_meta_and_own_the_scoring_forward(tokenizer):
+    import math
+
+    from reasonkit.backends.hf import HFBackend
+    from reasonkit.types import SamplingParams
+
+    model = hf_model(tokenizer, "llama", layers=2, dtype=torch.float32)
+    rows = decode(open_whitebox(model, tokenizer), [[5, 9, 11], [7]], max_new_tokens=3, hooks=Recording())
+    assert [r.meta for r in rows] == [{"row": 0, "generated": 3}, {"row": 1, "generated": 3}]
+    backend = HFBackend(model, tokenizer, hooks=Recording())
+    completion = backend.generate(["hello"], SamplingParams(max_new_tokens=4))[0][0]
+    assert completion.meta == {"row": 0, "generated": completion.tokens_out}
+    n = len(tokenizer(" there", add_special_tokens=False)["input_ids"])
+    (score,) = backend.loglikelihood("hello", [" there"])
+    assert score == pytest.approx(-n * math.log(model.config.vocab_size))
+    plain = HFBackend(model, tokenizer, hooks=DecodeHooks()).loglikelihood("hello", [" there"])[0]
+    assert plain != pytest.approx(score)

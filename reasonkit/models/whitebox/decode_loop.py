@@ -20,7 +20,8 @@ With no hooks it gives the same greedy tokens as ``generate`` (tested).
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -60,14 +61,34 @@ class DecodeHooks:
         """Embeddings (B, hidden) to feed for the chosen ``tokens`` (B,), or None for ``lm.embed(tokens)``."""
         return None
 
+    def row_meta(self, row: int, generated: int) -> dict[str, Any]:
+        """What to record about row ``row``'s ``generated`` tokens once decoding ends (``DecodedRow.meta``;
+        HFBackend passes it on as ``Completion.meta``). Think-at-Hard records each token's depth."""
+        return {}
+
+    def score_logits(
+        self,
+        lm: WhiteBoxLM,
+        ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        path: Sequence[int] | None,
+        first_scored: int,
+    ) -> torch.Tensor:
+        """(B, T, V) logits of a whole right-padded batch (B, T), for scoring continuations; positions
+        before ``first_scored`` predict the shared prefix. Default: one plain forward."""
+        out = lm.forward(lm.embed(ids), attention_mask=attention_mask, path=path, use_cache=False)
+        return lm.logits(out.hidden)
+
 
 @dataclass
 class DecodedRow:
     """One row's result: ``tokens`` generated up to and including the EOS or the token that completed
-    a stop string (or all ``max_new_tokens``); ``finish_reason`` "stop" or "length"."""
+    a stop string (or all ``max_new_tokens``); ``finish_reason`` "stop" or "length"; ``meta`` what the
+    hooks recorded about the row (:meth:`DecodeHooks.row_meta`)."""
 
     tokens: list[int]
     finish_reason: str
+    meta: dict[str, Any] = field(default_factory=dict)
 
 
 def decode(
@@ -157,7 +178,7 @@ def decode(
         reason = (
             "length" if end >= budgets[r] and not _ended_by_stop(tokens_out, eos_ids, stopper, r) else "stop"
         )
-        rows.append(DecodedRow(tokens_out, reason))
+        rows.append(DecodedRow(tokens_out, reason, hooks.row_meta(r, len(tokens_out))))
     return rows
 
 
