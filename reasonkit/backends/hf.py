@@ -193,7 +193,13 @@ class HFBackend:
     def generate(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[list[Completion]]:
         """One list of ``params.n`` completions per prompt, in prompt order."""
         checked = check_prompts(prompts)
-        encoded = [self.encode(p) for p in checked]
+        return self.generate_encoded([self.encode(p) for p in checked], params)
+
+    def generate_encoded(
+        self, prompt_ids: Sequence[Sequence[int]], params: SamplingParams
+    ) -> list[list[Completion]]:
+        """:meth:`generate` from token ids (used exactly as given: no BOS added, no template)."""
+        encoded = [list(ids) for ids in prompt_ids]
         for i, ids in enumerate(encoded):
             if not ids:
                 raise ValueError(
@@ -362,6 +368,13 @@ class HFBackend:
         """
         check_prompt(prefix, 0)
         if isinstance(continuations, str):
+    def token_logprobs(self, ids: Sequence[int], start: int = 1, top_k: int = 0) -> list[Any]:
+        """Teacher-forced log p(ids[t] | ids[:t]) for t >= ``start``, each with its ``top_k`` most likely
+        tokens (:func:`reasonkit.backends.hf_scores.token_logprobs`); the same forward as :meth:`loglikelihood`."""
+        from reasonkit.backends.hf_scores import token_logprobs
+
+        return token_logprobs(self, ids, start, top_k)
+
             raise ValueError("loglikelihood() takes a list of continuations; wrap a single one in a list")
         context = self.encode(prefix)
         if not context:

@@ -6,14 +6,15 @@
     ...     lm = OpenAIBackend(server.url, server.model_name)
 
 Routes: ``GET /v1/models``, ``GET /health``, ``POST /v1/completions``, ``POST /v1/chat/completions``
-(request format in :mod:`reasonkit.backends.wire`). Binds 127.0.0.1 unless told otherwise; with
-``--api-key`` every request must send ``Authorization: Bearer <key>``.
+(request format in :mod:`reasonkit.backends.wire`, replies in :mod:`.wire_reply`, token-level
+features in :mod:`.serve_tokens`). Binds 127.0.0.1 unless told otherwise; another address needs
+``--api-key`` (every request then sends ``Authorization: Bearer <key>``) or ``--insecure-no-api-key``.
 
-Concurrency: HTTP requests are handled on threads, but the model is driven by one batching thread.
-Requests that arrive while the model is busy (or within ``max_batch_wait_ms`` of an idle model) and
-share the same sampling parameters run as one ``generate`` call, so N concurrent clients cost about
-one batched forward per step instead of N. Seeded requests give the same samples whatever they are
-batched with (HFBackend seeds per row).
+Under load and abuse (docs/backends.md, "Limits"): connections are served by a bounded worker pool
+(:mod:`.http_pool`); requests are checked against the caps and the model's context before anything
+runs; the model thread (:mod:`.scheduler`) serves requests round-robin in small units, batching
+those with equal sampling parameters, and drops a request's remaining work when its client
+disconnects or its deadline passes.
 """
 
 from __future__ import annotations
@@ -22,190 +23,128 @@ import hmac
 import json
 import logging
 import os
-import queue
+import select
+import socket
 import sys
 import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import Future
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
+from reasonkit.backends import serve_tokens
 from reasonkit.backends.base import BackendError, LanguageModel, declared_kinds
-from reasonkit.backends.options import BackendOptions
-from reasonkit.backends.wire import WireError, models_reply, parse_request, reply
-from reasonkit.types import Completion, Prompt, SamplingParams
+from reasonkit.backends.http_pool import OneRequestHandler, PooledHTTPServer
+from reasonkit.backends.scheduler import Cancelled, Scheduler
+from reasonkit.backends.serve_config import ServeConfig, is_loopback
+from reasonkit.backends.wire import Limits, WireError, parse_request
+from reasonkit.backends.wire_reply import models_reply, reply, stream_chunks
+from reasonkit.types import Completion
 
+__all__ = ["OpenAIServer", "ServeConfig", "serve_command", "start_server"]
 logger = logging.getLogger("reasonkit.serve")
-MAX_BODY_BYTES = 32 * 2**20
-_Job = tuple[list[Prompt], SamplingParams, "Future[list[list[Completion]]]"]
+MAX_BODY_BYTES = 8 * 2**20
+MAX_PATH_SHOWN = 200
 
 
-@dataclass
-class ServeConfig(BackendOptions):
-    """Serve a model over an OpenAI-compatible HTTP API (/v1/models, /v1/completions, /v1/chat/completions)."""
-
-    host: str = field(
-        default="127.0.0.1",
-        metadata={"help": "address to bind; 0.0.0.0 exposes the server to the network (set --api-key then)"},
-    )
-    port: int = field(default=8000, metadata={"help": "port to listen on (0 picks a free one)"})
-    served_model_name: str | None = field(
-        default=None,
-        metadata={"help": "model id reported by /v1/models and accepted in requests; unset: --model"},
-    )
-    api_key: str | None = field(
-        default=None,
-        metadata={
-            "help": "if set, requests must send 'Authorization: Bearer <key>' (REASONKIT_SERVE_API_KEY in the "
-            "environment does the same and keeps the key out of the process list)"
-        },
-    )
-    device: str | None = field(
-        default=None,
-        metadata={"help": "device for a local model, e.g. cuda:0 or cpu; unset: all GPUs, else CPU"},
-    )
-    dtype: str = field(default="auto", metadata={"help": "'auto', 'float32', 'bfloat16' or 'float16'"})
-    batch_size: int = field(default=32, metadata={"help": "most sequences per forward pass of a local model"})
-    max_batch_wait_ms: float = field(
-        default=5.0, metadata={"help": "how long an idle server waits for more requests to batch together"}
-    )
-    default_max_tokens: int = field(
-        default=256, metadata={"help": "max_tokens of chat requests that do not set it (completions: 16)"}
-    )
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if not 0 <= self.port <= 65535:
-            raise ValueError(f"port must be in 0..65535, got {self.port}")
-        if self.batch_size < 1 or self.default_max_tokens < 1 or self.max_batch_wait_ms < 0:
-            raise ValueError("batch_size and default_max_tokens must be >= 1, max_batch_wait_ms >= 0")
-
-
-class RequestBatcher:
-    """One thread that drives the model, merging queued requests with equal SamplingParams into one call."""
-
-    def __init__(self, backend: LanguageModel, max_wait_s: float = 0.005, max_prompts: int = 256):
-        self.backend = backend
-        self.max_wait_s = max_wait_s
-        self.max_prompts = max_prompts
-        self.calls = 0  # generate calls made, for tests and monitoring
-        self._queue: queue.Queue[_Job | None] = queue.Queue()
-        self._thread = threading.Thread(target=self._run, name="reasonkit-serve-model", daemon=True)
-        self._thread.start()
-
-    def submit(self, prompts: list[Prompt], params: SamplingParams) -> list[list[Completion]]:
-        future: Future[list[list[Completion]]] = Future()
-        self._queue.put((prompts, params, future))
-        return future.result()
-
-    def close(self) -> None:
-        self._queue.put(None)
-        self._thread.join()
-
-    def _collect(self, first: _Job) -> tuple[list[_Job], bool]:
-        jobs, size, stopping = [first], len(first[0]), False
-        deadline = time.monotonic() + self.max_wait_s
-        while size < self.max_prompts:
-            try:
-                item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                break
-            if item is None:
-                stopping = True
-                break
-            jobs.append(item)
-            size += len(item[0])
-        return jobs, stopping
-
-    def _run(self) -> None:
-        stopping = False
-        while not stopping:
-            first = self._queue.get()
-            if first is None:
-                break
-            jobs, stopping = self._collect(first)
-            groups: dict[SamplingParams, list[_Job]] = {}
-            for job in jobs:
-                groups.setdefault(job[1], []).append(job)
-            for params, group in groups.items():
-                self._run_group(params, group)
-        while not self._queue.empty():  # fail what arrived during shutdown instead of leaving it hanging
-            leftover = self._queue.get_nowait()
-            if leftover is not None:
-                leftover[2].set_exception(BackendError("the server is shutting down"))
-
-    def _run_group(self, params: SamplingParams, group: list[_Job]) -> None:
-        prompts = [p for job in group for p in job[0]]
-        try:
-            self.calls += 1
-            results = self.backend.generate(prompts, params)
-        except Exception as exc:
-            for job in group:
-                job[2].set_exception(exc)
-            return
-        start = 0
-        for job_prompts, _, future in group:
-            future.set_result(results[start : start + len(job_prompts)])
-            start += len(job_prompts)
-
-
-class _HTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
+class _Handler(OneRequestHandler):
     app: OpenAIServer
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # A client that timed out and hung up is routine for a server; one line, not a traceback.
-        logger.warning("connection from %s failed: %r", client_address, sys.exc_info()[1])
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _HTTPServer
-    protocol_version = "HTTP/1.1"
 
     def do_GET(self) -> None:
         if not self._authorized():
             return
-        if self.path.rstrip("/") == "/v1/models":
-            app = self.server.app
+        app = self.server.app  # type: ignore[attr-defined]
+        route = self.path.split("?")[0].rstrip("/")
+        if route == "/v1/models":
             self._send(200, models_reply(app.model_name, app.prompt_pack, declared_kinds(app.backend)))
-        elif self.path.rstrip("/") == "/health":
-            self._send(200, {"status": "ok"})
+        elif route == "/health":
+            self._send(200, {"status": "ok", "busy_workers": self.server.busy})
         else:
             self._send_error(
-                WireError(f"no route GET {self.path}; try GET /v1/models", 404, code="not_found")
+                WireError(f"no route GET {self._shown_path()}; try GET /v1/models", 404, code="not_found")
             )
 
     def do_POST(self) -> None:
         route = self.path.rstrip("/")
         if route not in ("/v1/completions", "/v1/chat/completions"):
             self.close_connection = True  # the unread body would corrupt the next request on this connection
-            message = f"no route POST {self.path}; use /v1/completions or /v1/chat/completions"
+            message = f"no route POST {self._shown_path()}; use /v1/completions or /v1/chat/completions"
             self._send_error(WireError(message, 404, code="not_found"))
             return
         if not self._authorized():
             return
+        app: OpenAIServer = self.server.app  # type: ignore[attr-defined]
         try:
-            body = self._read_json()
-            app = self.server.app
             request = parse_request(
-                body, route.endswith("chat/completions"), app.model_name, app.default_max_tokens
+                self._read_json(app.max_body_bytes),
+                route.endswith("chat/completions"),
+                app.model_name,
+                app.limits,
             )
+            encoded = serve_tokens.prompt_ids(app.backend, request)
+            results = None
+            if request.params is not None:
+                ticket = app.scheduler.submit(
+                    serve_tokens.generation_prompts(request, encoded),
+                    request.params,
+                    time.monotonic() + app.request_deadline,
+                )
+                results = self._wait(ticket)
+            choices = serve_tokens.choices(app.backend, request, encoded, results)
         except WireError as exc:
             self._send_error(exc)
             return
-        try:
-            results = self.server.app.batcher.submit(request.prompts, request.params)
+        except Cancelled as exc:
+            logger.info("%s", exc)
+            self.close_connection = True
+            self._send_error(WireError(str(exc), 504, code="timeout"))
+            return
         except Exception as exc:  # the model failed: report it to the client, keep serving
             logger.exception("generation failed")
             self._send_error(
                 WireError(f"generation failed: {type(exc).__name__}: {exc}", 500, code="server_error")
             )
             return
-        self._send(200, reply(request, results, self.server.app.model_name))
+        prompt_tokens = (
+            sum(len(ids) for ids in encoded)
+            if encoded is not None
+            else sum(r[0].tokens_in for r in (results or []) if r)
+        )
+        if request.stream:
+            self._stream(stream_chunks(request, choices, prompt_tokens, app.model_name))
+        else:
+            self._send(200, reply(request, choices, prompt_tokens, app.model_name))
 
-    def _read_json(self) -> Any:
+    def do_PUT(self) -> None:
+        self._method_not_allowed()
+
+    do_DELETE = do_PATCH = do_OPTIONS = do_HEAD = do_PUT
+
+    def _method_not_allowed(self) -> None:
+        self.close_connection = True
+        error = WireError(
+            f"method {self.command} is not allowed; use GET or POST", 405, code="method_not_allowed"
+        )
+        self.send_json(405, json.dumps(error.to_json()).encode(), {"Allow": "GET, POST"})
+
+    def _wait(self, ticket: Any) -> list[list[Completion]]:
+        """The ticket's rows; cancels it when the client hangs up or the deadline passes."""
+        while True:
+            try:
+                return ticket.future.result(timeout=0.1)  # type: ignore[no-any-return]
+            except FutureTimeout:
+                pass
+            if _client_gone(self.connection):
+                ticket.cancel("the client disconnected")
+                raise Cancelled("request cancelled: the client disconnected")
+            if time.monotonic() >= ticket.deadline:
+                ticket.cancel("its deadline passed")
+                raise Cancelled(
+                    f"request cancelled: not finished within {self.server.app.request_deadline:g} s "  # type: ignore[attr-defined]
+                    "(reasonkit serve --request-deadline)"
+                )
+
+    def _read_json(self, limit: int) -> Any:
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
             self.close_connection = True
             raise WireError("chunked request bodies are not supported; send Content-Length", 411)
@@ -214,17 +153,28 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             self.close_connection = True
             raise WireError("a JSON body with a Content-Length header is required", 411) from None
-        if not 0 <= length <= MAX_BODY_BYTES:
+        if not 0 <= length <= limit:
             self.close_connection = True
-            raise WireError(f"request body must be at most {MAX_BODY_BYTES} bytes", 413)
-        raw = self.rfile.read(length)
+            raise WireError(
+                f"request body must be at most {limit} bytes (reasonkit serve --max-body-mb)", 413
+            )
+        chunks, got = [], 0
+        while got < length:
+            chunk = self.rfile.read(min(length - got, 1 << 20))
+            if not chunk:
+                self.close_connection = True
+                raise WireError(f"the body ended after {got} of {length} bytes", 400)
+            chunks.append(chunk)
+            got += len(chunk)
         try:
-            return json.loads(raw)
+            return json.loads(b"".join(chunks))
+        except RecursionError:
+            raise WireError("the request JSON is nested too deeply") from None
         except ValueError as exc:
             raise WireError(f"the request body is not valid JSON: {exc}") from None
 
     def _authorized(self) -> bool:
-        key = self.server.app.api_key
+        key = self.server.app.api_key  # type: ignore[attr-defined]
         if key is None:
             return True
         given = self.headers.get("Authorization", "")
@@ -236,21 +186,46 @@ class _Handler(BaseHTTPRequestHandler):
         )
         return False
 
+    def _shown_path(self) -> str:
+        path = self.path
+        return path if len(path) <= MAX_PATH_SHOWN else f"{path[:MAX_PATH_SHOWN]}… ({len(path)} characters)"
+
     def _send_error(self, exc: WireError) -> None:
         self._send(exc.status, exc.to_json())
 
     def _send(self, status: int, payload: dict[str, Any]) -> None:
-        data = json.dumps(payload, ensure_ascii=False).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        if self.close_connection:
+        self.send_json(status, json.dumps(payload, ensure_ascii=False).encode())
+
+    def _stream(self, chunks: Any) -> None:
+        """Server-sent events; the connection closes after ``data: [DONE]``."""
+        self.close_connection = True
+        try:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Cache-Control", "no-cache")
             self.send_header("Connection", "close")
-        self.end_headers()
-        self.wfile.write(data)
+            self.end_headers()
+            for chunk in chunks:
+                self.wfile.write(f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n".encode())
+            self.wfile.write(b"data: [DONE]\n\n")
+        except OSError:
+            logger.info("a streaming client disconnected")
 
     def log_message(self, format: str, *args: Any) -> None:
         logger.info("%s %s", self.address_string(), format % args)
+
+
+def _client_gone(conn: socket.socket) -> bool:
+    """Whether the peer closed its side (readable with nothing to read); pipelined bytes are not a close."""
+    try:
+        readable, _, _ = select.select([conn], [], [], 0)
+        if not readable:
+            return False
+        return conn.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except BlockingIOError:
+        return False
+    except (OSError, ValueError):
+        return True
 
 
 class OpenAIServer:
@@ -267,21 +242,42 @@ class OpenAIServer:
         max_batch_wait_ms: float = 5.0,
         default_max_tokens: int = 256,
         owns_backend: bool = False,
+        max_tokens_limit: int = 4096,
+        max_prompts: int = 256,
+        max_body_bytes: int = MAX_BODY_BYTES,
+        request_deadline: float = 600.0,
+        workers: int = 32,
+        read_timeout: float = 10.0,
+        idle_timeout: float = 60.0,
     ):
         self.backend = backend
         self.model_name = served_model_name or backend.name
         self.prompt_pack = str(getattr(backend, "prompt_pack", "natural"))
         self.api_key = api_key
+        self.limits = Limits(
+            max_prompts=max_prompts, max_tokens=max_tokens_limit, default_max_tokens=default_max_tokens
+        )
         self.default_max_tokens = default_max_tokens
+        self.max_body_bytes = max_body_bytes
+        self.request_deadline = request_deadline
         self.owns_backend = owns_backend
         try:
-            self.httpd = _HTTPServer((host, port), _Handler)
+            self.httpd = PooledHTTPServer(
+                (host, port), _Handler, workers=workers, read_timeout=read_timeout, idle_timeout=idle_timeout
+            )
         except OSError as exc:
             raise BackendError(
                 f"could not listen on {host}:{port} ({exc.strerror or exc}); choose another --port (0 picks a free one)"
             ) from exc
-        self.httpd.app = self
-        self.batcher = RequestBatcher(backend, max_wait_s=max_batch_wait_ms / 1000)
+        self.httpd.app = self  # type: ignore[attr-defined]
+        batch = int(getattr(backend, "batch_size", 32))
+        self.scheduler = Scheduler(
+            backend,
+            max_wait_s=max_batch_wait_ms / 1000,
+            max_prompts=max(batch, 1) * 8,
+            unit_prompts=max(1, batch // 4),
+        )
+        self.batcher = self.scheduler  # the name older code and tests use
         self._thread: threading.Thread | None = None
 
     @property
@@ -299,7 +295,7 @@ class OpenAIServer:
         return f"http://{host}:{self.port}/v1"
 
     def start(self) -> OpenAIServer:
-        # A short poll interval makes shutdown() return promptly (it waits for the next poll).
+        # A short poll interval makes shutdown() return promptly.
         self._thread = threading.Thread(
             target=self.httpd.serve_forever, args=(0.05,), name="reasonkit-serve-http", daemon=True
         )
@@ -315,8 +311,8 @@ class OpenAIServer:
             self.httpd.shutdown()
             self._thread.join()
             self._thread = None
+        self.scheduler.close()
         self.httpd.server_close()
-        self.batcher.close()
         if self.owns_backend:
             close = getattr(self.backend, "close", None)
             if callable(close):
@@ -335,16 +331,20 @@ def start_server(
     host: str = "127.0.0.1",
     port: int = 0,
     served_model_name: str | None = None,
-    api_key: str | None = None,
-    max_batch_wait_ms: float = 5.0,
-    default_max_tokens: int = 256,
-    **backend_kwargs: Any,
+    **options: Any,
 ) -> OpenAIServer:
     """Serve ``backend`` (a LanguageModel, or a spec for :func:`load_backend`) on a background thread.
 
     ``port=0`` picks a free port; the returned server has ``.url`` and ``.shutdown()`` (or use ``with``).
-    A backend loaded here from a spec is closed on shutdown; one passed in is left to the caller.
+    Keywords of :class:`OpenAIServer` (``api_key``, ``max_tokens_limit``, ``max_prompts`` …) set the
+    server; any others go to ``load_backend`` (only with a spec). A backend loaded here from a spec is
+    closed on shutdown; one passed in is left to the caller.
     """
+    import inspect
+
+    server_keys = set(inspect.signature(OpenAIServer).parameters)
+    server_options = {k: v for k, v in options.items() if k in server_keys}
+    backend_kwargs = {k: v for k, v in options.items() if k not in server_keys}
     owns = isinstance(backend, str)
     if isinstance(backend, str):
         from reasonkit.backends.loading import load_backend
@@ -358,24 +358,28 @@ def start_server(
         host=host,
         port=port,
         served_model_name=served_model_name,
-        api_key=api_key,
-        max_batch_wait_ms=max_batch_wait_ms,
-        default_max_tokens=default_max_tokens,
         owns_backend=owns,
+        **server_options,
     )
     return server.start()
 
 
 def serve_command(argv: Sequence[str]) -> int:
     """``reasonkit serve``: load the model, serve until Ctrl-C, return an exit code."""
-    from reasonkit.config import parse_config
+    from reasonkit.config import ConfigError, parse_config
 
     config = parse_config(ServeConfig, argv, prog="reasonkit serve")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     api_key = config.api_key or os.environ.get("REASONKIT_SERVE_API_KEY") or None
-    if config.host not in ("127.0.0.1", "localhost", "::1") and api_key is None:
+    if not is_loopback(config.host) and api_key is None:
+        if not config.insecure_no_api_key:
+            raise ConfigError(
+                f"--host {config.host} exposes the model beyond this machine; set --api-key KEY (or "
+                "REASONKIT_SERVE_API_KEY), or pass --insecure-no-api-key to serve it to anyone who can reach the port"
+            )
         logger.warning(
-            "serving on %s without --api-key: anyone who can reach this port can use the model", config.host
+            "serving on %s without an API key (--insecure-no-api-key): anyone who can reach this port can use the model",
+            config.host,
         )
     local: dict[str, Any] = {"device": config.device, "dtype": config.dtype, "batch_size": config.batch_size}
     backend = config.load(config.model, local=local)
@@ -388,6 +392,12 @@ def serve_command(argv: Sequence[str]) -> int:
         max_batch_wait_ms=config.max_batch_wait_ms,
         default_max_tokens=config.default_max_tokens,
         owns_backend=True,
+        max_tokens_limit=config.max_tokens_limit,
+        max_prompts=config.max_prompts,
+        max_body_bytes=int(config.max_body_mb * 2**20),
+        request_deadline=config.request_deadline,
+        workers=config.workers,
+        read_timeout=config.read_timeout,
     )
     print(
         f"reasonkit serve: {server.model_name!r} at {server.url} (Ctrl-C to stop)",

@@ -1,23 +1,28 @@
-"""The OpenAI wire format on the server side: request JSON -> (prompts, SamplingParams), completions -> reply JSON.
+"""The OpenAI wire format on the server side: request JSON -> a :class:`ParsedRequest`.
 
-Only what ``reasonkit serve`` implements is accepted; a feature it would silently ignore (streaming,
-logprobs, echo, penalties, logit_bias, suffix, tools, non-text response formats) is refused with a
-400 naming the field, because a researcher comparing runs must not get quietly different sampling.
+Supported: ``n``, ``temperature``, ``top_p``, ``top_k``, ``max_tokens``, ``stop``, ``seed``,
+``stream`` (+ ``stream_options.include_usage``), completion ``logprobs`` (top-k per token) and
+``echo`` (the prompt's own token log-probs; ``max_tokens: 0`` scores only), chat ``logprobs`` /
+``top_logprobs``, and token-id prompts. Token-level features need a backend with a tokenizer (a local
+model); on one without, they are refused. What cannot apply is refused with a 400 naming the field —
+``suffix``, tools, ``logit_bias``, non-text formats, non-zero ``frequency_penalty`` /
+``presence_penalty`` (SamplingParams has no penalties, so honouring one silently would be a lie) —
+because a researcher comparing runs must not get quietly different sampling. Limits (prompts per
+request, ``max_tokens``, the model's context) come from the server (:class:`Limits`).
 Defaults follow the OpenAI API: ``temperature=1``, ``top_p=1``, ``n=1``; ``max_tokens`` defaults to 16
-for ``/v1/completions`` (as in the API) and to the server's ``default_max_tokens`` for chat.
+for ``/v1/completions`` and to the server's ``default_max_tokens`` for chat.
 """
 
 from __future__ import annotations
 
-import time
-import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from reasonkit.types import Completion, Prompt, SamplingParams
+from reasonkit.types import Prompt, SamplingParams
 
 MAX_N = 128
+MAX_LOGPROBS = 20  # vLLM's limit; OpenAI's is 5 for completions and 20 for chat
+TokenIds = tuple[int, ...]
 
 
 class WireError(ValueError):
@@ -35,18 +40,40 @@ class WireError(ValueError):
 
 
 @dataclass(frozen=True)
+class Limits:
+    """What one request may ask for (``reasonkit serve`` flags)."""
+
+    max_prompts: int = 256  # prompts x n per request
+    max_tokens: int = 4096  # the largest max_tokens accepted
+    default_max_tokens: int = 256  # chat requests that set none
+
+
+@dataclass(frozen=True)
 class ParsedRequest:
-    prompts: list[Prompt]
-    params: SamplingParams
+    prompts: list[Prompt | TokenIds]
+    params: SamplingParams | None  # None: nothing to generate (echo with max_tokens 0)
     chat: bool
+    max_tokens: int = 16
+    n: int = 1
+    logprobs: int | None = None  # top-k alternatives per token (0: only the chosen token's); None: off
+    echo: bool = False
+    stream: bool = False
+    include_usage: bool = False
+
+    @property
+    def token_level(self) -> bool:
+        """Whether answering needs the model's tokenizer (log-probs, echo, token-id prompts)."""
+        return self.logprobs is not None or self.echo or any(isinstance(p, tuple) for p in self.prompts)
 
 
-_UNSUPPORTED_IF_TRUE = ("stream", "echo", "logprobs", "top_logprobs", "suffix", "tools", "functions")
+_REFUSED_IF_SET = ("suffix", "tools", "functions", "tool_choice", "function_call")
 _ZERO_OR_ABSENT = ("frequency_penalty", "presence_penalty")
 
 
-def parse_request(body: Any, chat: bool, served: str, default_max_tokens: int) -> ParsedRequest:
+def parse_request(body: Any, chat: bool, served: str, limits: Limits | int = Limits()) -> ParsedRequest:
     """Validate an OpenAI request body for the model named ``served``; raise :class:`WireError` when wrong."""
+    if isinstance(limits, int):  # the old signature: default_max_tokens
+        limits = Limits(default_max_tokens=limits)
     if not isinstance(body, dict):
         raise WireError("the request body must be a JSON object")
     model = body.get("model")
@@ -57,38 +84,104 @@ def parse_request(body: Any, chat: bool, served: str, default_max_tokens: int) -
             "model",
             "model_not_found",
         )
-    for key in _UNSUPPORTED_IF_TRUE:
+    for key in _REFUSED_IF_SET:
         if body.get(key):
-            raise WireError(f"'{key}' is not supported by reasonkit serve; leave it out or false", param=key)
+            raise WireError(f"'{key}' is not supported by reasonkit serve; leave it out", param=key)
     for key in _ZERO_OR_ABSENT:
         if body.get(key) not in (None, 0, 0.0):
-            raise WireError(f"'{key}' is not supported by reasonkit serve; leave it out or 0", param=key)
+            raise WireError(
+                f"'{key}' cannot apply here: reasonkit's backends sample without penalties, and ignoring "
+                f"it would silently change your results; leave it out or 0",
+                param=key,
+            )
     if body.get("logit_bias"):
         raise WireError("'logit_bias' is not supported by reasonkit serve", param="logit_bias")
     fmt = body.get("response_format")
     if fmt is not None and not (isinstance(fmt, dict) and fmt.get("type") == "text"):
         raise WireError("only response_format {'type': 'text'} is supported", param="response_format")
-    if body.get("best_of") not in (None, 1, body.get("n", 1)):
+    n = _integer("n", body.get("n"), 1)
+    if body.get("best_of") not in (None, 1, n):
         raise WireError("'best_of' other than n is not supported", param="best_of")
-    prompts: list[Prompt] = (
+    stream = _flag(body, "stream")
+    options = body.get("stream_options")
+    if options is not None and (not isinstance(options, dict) or not stream):
+        raise WireError("'stream_options' must be an object and needs stream: true", param="stream_options")
+    include_usage = bool(options and _flag(options, "include_usage"))
+    prompts: list[Prompt | TokenIds] = (
         [_messages(body.get("messages"))] if chat else _completion_prompts(body.get("prompt"))
     )
-    max_tokens = body.get("max_completion_tokens", body.get("max_tokens")) if chat else body.get("max_tokens")
+    echo, logprobs = False, None
+    if chat:
+        if _flag(body, "logprobs"):
+            logprobs = _bounded("top_logprobs", body.get("top_logprobs"), 0, MAX_LOGPROBS, 0)
+        elif body.get("top_logprobs") is not None:
+            raise WireError("'top_logprobs' needs logprobs: true", param="top_logprobs")
+        if body.get("echo"):
+            raise WireError("'echo' is a /v1/completions field", param="echo")
+    else:
+        echo = _flag(body, "echo")
+        if body.get("logprobs") is not None:
+            logprobs = _bounded("logprobs", body.get("logprobs"), 0, MAX_LOGPROBS, 0)
+    raw_max = body.get("max_completion_tokens", body.get("max_tokens")) if chat else body.get("max_tokens")
+    max_tokens = _integer("max_tokens", raw_max, limits.default_max_tokens if chat else 16)
+    if max_tokens > limits.max_tokens:
+        raise WireError(
+            f"max_tokens={max_tokens} is above this server's limit of {limits.max_tokens} "
+            "(reasonkit serve --max-tokens-limit)",
+            param="max_tokens",
+        )
+    if max_tokens < (0 if echo else 1):
+        raise WireError(
+            f"max_tokens must be >= 1 (0 only with echo, to score the prompt), got {max_tokens}",
+            param="max_tokens",
+        )
+    if not 1 <= n <= MAX_N:
+        raise WireError(f"n must be >= 1 and <= {MAX_N}, got {n}", param="n")
+    if len(prompts) * n > limits.max_prompts:
+        raise WireError(
+            f"{len(prompts)} prompt(s) x n={n} is more than this server's {limits.max_prompts} sequences per "
+            "request; split the request (reasonkit serve --max-prompts raises the limit)",
+            param="prompt",
+        )
     try:
         params = SamplingParams(
-            max_new_tokens=_integer("max_tokens", max_tokens, default_max_tokens if chat else 16),
+            max_new_tokens=max(1, max_tokens),
             temperature=_number(body, "temperature", 1.0),
             top_p=_number(body, "top_p", 1.0),
             top_k=max(0, _integer("top_k", body.get("top_k"), 0)),  # vLLM's -1 means "off" too
-            n=_integer("n", body.get("n"), 1),
+            n=n,
             stop=_stops(body.get("stop")),
             seed=_integer("seed", body.get("seed"), None),
         )
     except ValueError as exc:
         raise WireError(str(exc)) from None
-    if params.n > MAX_N:
-        raise WireError(f"n must be <= {MAX_N}, got {params.n}", param="n")
-    return ParsedRequest(prompts=prompts, params=params, chat=chat)
+    return ParsedRequest(
+        prompts=prompts,
+        params=params if max_tokens > 0 else None,
+        chat=chat,
+        max_tokens=max_tokens,
+        n=n,
+        logprobs=logprobs,
+        echo=echo,
+        stream=stream,
+        include_usage=include_usage,
+    )
+
+
+def _flag(body: dict[str, Any], name: str) -> bool:
+    value = body.get(name)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise WireError(f"'{name}' must be true or false, got {value!r:.50}", param=name)
+    return value
+
+
+def _bounded(name: str, value: Any, low: int, high: int, default: int) -> int:
+    number = _integer(name, value, default)
+    if not low <= number <= high:
+        raise WireError(f"'{name}' must be in {low}..{high}, got {number}", param=name)
+    return int(number)
 
 
 def _integer(name: str, value: Any, default: int | None) -> Any:
@@ -118,15 +211,26 @@ def _stops(value: Any) -> tuple[str, ...]:
     return tuple(s for s in value if s)
 
 
-def _completion_prompts(value: Any) -> list[Prompt]:
+def _completion_prompts(value: Any) -> list[Prompt | TokenIds]:
+    """A string, a list of strings, a list of token ids, or a list of token-id lists."""
     if isinstance(value, str):
         return [value]
-    if isinstance(value, list) and value and all(isinstance(p, str) for p in value):
-        return list(value)
+    if isinstance(value, list) and value:
+        if all(isinstance(p, str) for p in value):
+            return list(value)
+        if all(_is_token(t) for t in value):
+            return [tuple(value)]
+        if all(isinstance(p, list) and p and all(_is_token(t) for t in p) for p in value):
+            return [tuple(p) for p in value]
     raise WireError(
-        "'prompt' must be a string or a non-empty list of strings (token-id prompts are not supported)",
+        "'prompt' must be a string, a non-empty list of strings, a list of token ids (non-negative "
+        "integers) or a list of such lists",
         param="prompt",
     )
+
+
+def _is_token(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def _messages(value: Any) -> list[dict[str, str]]:
@@ -149,54 +253,3 @@ def _content_text(content: Any) -> str:
     if isinstance(content, list) and all(isinstance(p, dict) and p.get("type") == "text" for p in content):
         return "".join(str(p.get("text", "")) for p in content)
     raise WireError("message 'content' must be a string or a list of text parts", param="messages")
-
-
-def reply(request: ParsedRequest, results: Sequence[Sequence[Completion]], served: str) -> dict[str, Any]:
-    """The OpenAI reply for ``request``: choices prompt-major (index = prompt * n + sample), usage summed."""
-    choices: list[dict[str, Any]] = []
-    prompt_tokens = completion_tokens = 0
-    for completions in results:
-        prompt_tokens += completions[0].tokens_in if completions else 0
-        for c in completions:
-            completion_tokens += c.tokens_out
-            # completion_tokens per choice is an extension (OpenAI only sums them in usage); OpenAIBackend
-            # reads it so token accounting through `reasonkit serve` is exact for n > 1 too.
-            choice: dict[str, Any] = {
-                "index": len(choices),
-                "finish_reason": c.finish_reason,
-                "completion_tokens": c.tokens_out,
-            }
-            if request.chat:
-                choice["message"] = {"role": "assistant", "content": c.text}
-            else:
-                choice.update(text=c.text, logprobs=None)
-            choices.append(choice)
-    return {
-        "id": f"{'chatcmpl' if request.chat else 'cmpl'}-{uuid.uuid4().hex}",
-        "object": "chat.completion" if request.chat else "text_completion",
-        "created": int(time.time()),
-        "model": served,
-        "choices": choices,
-        "usage": {
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens,
-        },
-    }
-
-
-def models_reply(served: str, prompt_pack: str, kinds: Sequence[str] | None = None) -> dict[str, Any]:
-    """``GET /v1/models``; the ``reasonkit`` entry tells a client the prompt pack the model speaks and
-    the problem kinds it was trained for (omitted for a general-purpose model)."""
-    return {
-        "object": "list",
-        "data": [
-            {
-                "id": served,
-                "object": "model",
-                "created": int(time.time()),
-                "owned_by": "reasonkit",
-                "reasonkit": {"prompt_pack": prompt_pack, **({"kinds": list(kinds)} if kinds else {})},
-            }
-        ],
-    }
