@@ -43,6 +43,14 @@ COMMANDS: dict[str, Command] = {
     "solve": Command(
         "reasonkit.controller:solve_command", "solve one question with a strategy and print its trace"
     ),
+    "train-hrpo": Command(
+        "reasonkit.hrpo.train:train_hrpo_command",
+        "train hybrid latent reasoning by RL (HRPO) or its GRPO control (default: the built-in model on arith)",
+    ),
+    "cola": Command(
+        "reasonkit.cola.command:cola_command",
+        "chain-of-layers search: cola search | train-predictor | report",
+    ),
 }
 
 

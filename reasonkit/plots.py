@@ -93,3 +93,31 @@ def bar_plot(
     if len(series_names) > 1:
         ax.legend()
     _save(fig, path)
+
+
+def scatter_plot(
+    path: str | Path,
+    points: Mapping[str, tuple[Sequence[float], Sequence[float]]],
+    *,
+    title: str,
+    xlabel: str,
+    ylabel: str,
+    lines: Mapping[str, tuple[Sequence[float], Sequence[float]]] | None = None,
+    ylim: tuple[float, float] | None = None,
+) -> None:
+    """Scattered ``points`` (name -> (xs, ys), drawn translucent so overlaps show density) with optional
+    ``lines`` over them (a frontier, a reference), drawn as steps."""
+    plt = _figure()
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    for name, (xs, ys) in points.items():
+        ax.scatter(list(xs), list(ys), s=14, alpha=0.35, label=name)
+    for name, (xs, ys) in (lines or {}).items():
+        ax.step(list(xs), list(ys), where="post", marker="o" if len(xs) <= 30 else None, label=name)
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if ylim is not None:
+        ax.set_ylim(*ylim)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    _save(fig, path)
