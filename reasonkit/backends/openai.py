@@ -11,6 +11,9 @@ Standard library only (urllib + a thread pool), so it adds no dependency. Behavi
   - 429, 408, 5xx, refused/reset connections and timeouts are retried up to ``max_retries`` times with
     exponential backoff and jitter, honouring ``Retry-After``; any other 4xx and any reply that is not
     the expected JSON end in one :class:`BackendError` carrying the server's message, without retry;
+  - one request, retries and waits included, ends within ``deadline`` seconds (default
+    ``timeout * (max_retries + 1) + 60``): a Retry-After that would pass it fails at once instead of
+    sleeping; a reply larger than ``max_reply_bytes`` (64 MiB) is an error, never read whole;
   - servers that reject or ignore ``n > 1`` get ``n`` requests with ``n=1`` (seeds ``seed, seed+1 …``);
     greedy requests (temperature 0) ask for one sample and copy it ``n`` times, as HFBackend does;
   - token counts come from ``usage``; ``completion_tokens`` is split across the n choices in
@@ -43,6 +46,7 @@ from reasonkit.types import Completion, Prompt, SamplingParams
 MAX_RETRY_AFTER = (
     120.0  # seconds; a longer Retry-After is treated as this (a stuck run is worse than an error)
 )
+MAX_REPLY_BYTES = 64 * 2**20  # a reply larger than this is an error, never read whole
 _RETRY_STATUS = {408, 429}
 
 
@@ -73,11 +77,20 @@ class OpenAIBackend:
         prompt_pack: str = "natural",
         kinds: Sequence[str] | None = None,
         name: str | None = None,
+        deadline: float | None = None,
+        max_reply_bytes: int = MAX_REPLY_BYTES,
     ):
         if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
             raise ValueError(f"base_url must start with http:// or https://, got {base_url!r}")
         if max_concurrency < 1 or max_retries < 0 or timeout <= 0 or backoff < 0:
             raise ValueError("need max_concurrency >= 1, max_retries >= 0, timeout > 0 and backoff >= 0")
+        if deadline is not None and not deadline > 0:
+            raise ValueError(f"deadline must be > 0 seconds (or None), got {deadline}")
+        if max_reply_bytes < 1:
+            raise ValueError(f"max_reply_bytes must be >= 1, got {max_reply_bytes}")
+        #: seconds one request may take in all, retries and Retry-After waits included
+        self.deadline: float = deadline if deadline is not None else timeout * (max_retries + 1) + 60.0
+        self.max_reply_bytes = max_reply_bytes
         self.base_url = normalize_base_url(base_url)
         self.model = model
         self.api_key = api_key or os.environ.get("REASONKIT_API_KEY") or os.environ.get("OPENAI_API_KEY")
@@ -236,12 +249,14 @@ class OpenAIBackend:
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
         last = ""
+        ends = time.monotonic() + self.deadline
         for attempt in range(self.max_retries + 1):
             retry_after: float | None = None
             try:
                 request = urllib.request.Request(url, data=data, headers=headers, method=method)
-                with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                    raw = response.read()
+                wait = max(0.001, min(self.timeout, ends - time.monotonic()))
+                with urllib.request.urlopen(request, timeout=wait) as response:
+                    raw = self._read_capped(response, url, ends)
                 return _decode_json(raw, url)
             except urllib.error.HTTPError as exc:
                 message = _error_message(exc)
@@ -258,12 +273,47 @@ class OpenAIBackend:
             except (ConnectionError, HTTPException, OSError) as exc:
                 last = f"connection failed: {type(exc).__name__}: {exc}"
             if attempt < self.max_retries:
-                time.sleep(self._delay(attempt, retry_after))
+                delay = self._delay(attempt, retry_after)
+                if time.monotonic() + delay >= ends:
+                    raise BackendError(
+                        f"{method} {url} gave up after {attempt + 1} attempt(s): the next retry (in {delay:.0f} s"
+                        f"{', as Retry-After asked' if retry_after is not None else ''}) would pass the request's "
+                        f"deadline of {self.deadline:g} s; last error: {last}. Allow more time with "
+                        + fix_hint("--request-timeout SECONDS", "deadline=SECONDS")
+                    )
+                time.sleep(delay)
         raise BackendError(
             f"{method} {url} failed after {self.max_retries + 1} attempts; last error: {last}. "
             "Check that the server is running and reachable (for a local model: `reasonkit serve --model SPEC`); "
             "if it is only slow, allow it more time: "
             + fix_hint("--request-timeout SECONDS / --max-retries N", "timeout=SECONDS / max_retries=N")
+        )
+
+    def _read_capped(self, response: Any, url: str, ends: float) -> bytes:
+        """The reply body, refusing one larger than ``max_reply_bytes`` or still arriving at the deadline."""
+        length = response.headers.get("Content-Length")
+        if length is not None and length.isdigit() and int(length) > self.max_reply_bytes:
+            raise BackendError(self._too_large(url, f"announces {int(length)} bytes"))
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            if time.monotonic() > ends:
+                raise BackendError(
+                    f"{url}: the reply was still arriving at the request's deadline of {self.deadline:g} s"
+                )
+            chunk = response.read(min(1 << 20, self.max_reply_bytes + 1 - size))
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > self.max_reply_bytes:
+                raise BackendError(self._too_large(url, f"sent more than {self.max_reply_bytes} bytes"))
+
+    def _too_large(self, url: str, what: str) -> str:
+        return (
+            f"{url}: the reply {what}, more than this client accepts (max_reply_bytes={self.max_reply_bytes}); "
+            "a completion reply is normally a few kB, so this is not an OpenAI-compatible server, or raise "
+            "max_reply_bytes"
         )
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
