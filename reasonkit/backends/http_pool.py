@@ -130,7 +130,7 @@ class PooledHTTPServer:
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._selector.register(self._wake_r, selectors.EVENT_READ)
-        self._returned: queue.SimpleQueue[socket.socket] = queue.SimpleQueue()
+        self._returned: queue.SimpleQueue[tuple[socket.socket, Any]] = queue.SimpleQueue()
         self._work: queue.Queue[tuple[socket.socket, Any] | None] = queue.Queue(maxsize=4 * workers)
         self._idle: dict[socket.socket, tuple[float, Any]] = {}  # connection -> (last activity, address)
         self._stop = threading.Event()
@@ -205,13 +205,13 @@ class PooledHTTPServer:
             pass
         while True:
             try:
-                conn = self._returned.get_nowait()
+                conn, addr = self._returned.get_nowait()
             except queue.Empty:
                 return
             if self._stop.is_set():
                 _close(conn)
             else:
-                self._watch(conn, None)
+                self._watch(conn, addr)
 
     def _close_idle(self, older_than: float) -> None:
         cutoff = time.monotonic() - older_than
@@ -242,7 +242,7 @@ class PooledHTTPServer:
             finally:
                 self.busy -= 1
             if keep and not self._stop.is_set():
-                self._returned.put(conn)
+                self._returned.put((conn, addr))
                 try:
                     self._wake_w.send(b"x")
                 except OSError:
