@@ -81,6 +81,7 @@ class OneRequestHandler(BaseHTTPRequestHandler):
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         self.close_connection = True
+        self.request_version = "HTTP/1.1"  # an unparsable request line leaves HTTP/0.9, which gets no headers
         text = message or self.responses.get(code, ("error",))[0]
         if explain and code != 414:
             text = f"{text}: {explain}"
@@ -131,7 +132,9 @@ class PooledHTTPServer:
         self._wake_r.setblocking(False)
         self._selector.register(self._wake_r, selectors.EVENT_READ)
         self._returned: queue.SimpleQueue[tuple[socket.socket, Any]] = queue.SimpleQueue()
-        self._work: queue.Queue[tuple[socket.socket, Any] | None] = queue.Queue(maxsize=4 * workers)
+        self._work: queue.Queue[tuple[socket.socket, Any] | None] = queue.Queue(
+            maxsize=max(1024, 4 * workers)
+        )
         self._idle: dict[socket.socket, tuple[float, Any]] = {}  # connection -> (last activity, address)
         self._stop = threading.Event()
         self._stopped = threading.Event()

@@ -2,8 +2,8 @@
 
 Each HTTP request becomes a :class:`Ticket` whose prompts are cut into units of at most
 ``unit_prompts`` prompts. One thread drives the model in rounds: a round takes the next unit of
-every live ticket (round-robin, so a small request is answered after at most one unit of each
-large one instead of after all of it), merges units with equal sampling parameters into one
+every live ticket (round-robin, and within a round the tickets with the least work left first, so a
+small request waits for at most the unit already running instead of all of a large one), merges units with equal sampling parameters into one
 ``generate`` call (at most ``max_prompts`` prompts; concurrent clients share forwards), runs them,
 and hands each ticket its rows. A ticket that is cancelled — its client disconnected, its deadline
 passed — loses its remaining units at the next round; at most the unit running then is wasted.
@@ -137,7 +137,11 @@ class Scheduler:
                 ):
                     batches.append([])
                 batches[-1].append((ticket, start))
-        return [(params, encoded, units) for (params, encoded), b in groups.items() for units in b if units]
+        runs = [(params, encoded, units) for (params, encoded), b in groups.items() for units in b if units]
+        # Shortest first: the group whose tickets have the least work left runs first in the round,
+        # so a small request waits for at most the unit already running.
+        runs.sort(key=lambda run: min(len(t._pending) for t, _ in run[2]))
+        return runs
 
     def _run_group(self, params: SamplingParams, encoded: bool, units: list[tuple[Ticket, int]]) -> None:
         spans = [(t, s, min(s + self.unit_prompts, len(t.prompts))) for t, s in units]
