@@ -43,6 +43,20 @@ def row_generator(seed: int | None, sample_index: int) -> torch.Generator:
     return torch.Generator().manual_seed(row_seed(seed, sample_index))
 
 
+def sampling_warpers(temperature: float, top_k: int = 0, top_p: float = 1.0) -> LogitsProcessorList:
+    """transformers' warpers in ``generate(do_sample=True)``'s order: temperature, then top-k (0: off),
+    then top-p (1.0: off). ``softmax(warpers(None, logits))`` is the distribution :class:`RowSampler`
+    draws from (HRPO projects it onto the embeddings)."""
+    if temperature <= 0:
+        raise ValueError(f"sampling needs temperature > 0, got {temperature}")
+    warpers: list[LogitsProcessor] = [TemperatureLogitsWarper(temperature)]
+    if top_k > 0:
+        warpers.append(TopKLogitsWarper(top_k))
+    if top_p < 1.0:
+        warpers.append(TopPLogitsWarper(top_p))
+    return LogitsProcessorList(warpers)
+
+
 class RowSampler(LogitsProcessor):
     """Sample one token per row with that row's generator; return scores that are 0 there, -inf elsewhere.
 
@@ -55,12 +69,7 @@ class RowSampler(LogitsProcessor):
         if temperature <= 0:
             raise ValueError("RowSampler is for temperature > 0; greedy decoding needs no sampler")
         self.generators = list(generators)
-        warpers: list[LogitsProcessor] = [TemperatureLogitsWarper(temperature)]
-        if top_k > 0:
-            warpers.append(TopKLogitsWarper(top_k))
-        if top_p < 1.0:
-            warpers.append(TopPLogitsWarper(top_p))
-        self.warpers = LogitsProcessorList(warpers)
+        self.warpers = sampling_warpers(temperature, top_k, top_p)
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.FloatTensor:
         if scores.shape[0] != len(self.generators):

@@ -1,0 +1,34 @@
+"""Greedy evaluation of a policy: the kit's CoT strategy through an HFBackend that decodes with the
+policy's hooks (h built with the training τ and top-k), sharded over processes under accelerate."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from reasonkit.kit.baselines import CoT
+from reasonkit.types import Problem
+
+
+def evaluate(
+    backend: Any, problems: Sequence[Problem], rank: int = 0, world: int = 1
+) -> list[dict[str, Any]]:
+    """One record per problem of this process's shard (problem ``i`` goes to process ``i % world``):
+    index, id, operation count, correct, tokens generated."""
+    mine = [(i, p) for i, p in enumerate(problems) if i % world == rank]
+    records: list[dict[str, Any]] = []
+    batch = 64
+    for start in range(0, len(mine), batch):
+        chunk = mine[start : start + batch]
+        traces = CoT().solve([p for _, p in chunk], backend)
+        for (i, problem), trace in zip(chunk, traces):
+            records.append(
+                {
+                    "index": i,
+                    "id": problem.id,
+                    "ops": problem.meta.get("n_ops"),
+                    "correct": bool(trace.correct),
+                    "tokens": trace.cost.tokens_out,
+                }
+            )
+    return records
