@@ -122,7 +122,12 @@ def test_a_served_builtin_model_tells_clients_its_pack_and_kinds():
         ("/completions", {"prompt": "x", "max_tokens": 0}, 400, "0 only with echo"),
         ("/completions", {"prompt": "x", "logprobs": 21}, 400, "'logprobs' must be in 0..20"),
         ("/completions", {"prompt": "x", "presence_penalty": 0.5}, 400, "presence_penalty"),
-        ("/chat/completions", {"messages": [{"role": "user", "content": "x"}], "top_logprobs": 2}, 400, "needs logprobs"),
+        (
+            "/chat/completions",
+            {"messages": [{"role": "user", "content": "x"}], "top_logprobs": 2},
+            400,
+            "needs logprobs",
+        ),
         ("/chat/completions", {"messages": []}, 400, "messages"),
         ("/chat/completions", {"messages": [{"content": "no role"}]}, 400, "role"),
         ("/embeddings", {"input": "x"}, 404, "no route"),
