@@ -28,6 +28,10 @@ COMMANDS: dict[str, Command] = {
         "reasonkit.models.builtin.train:train_lm_command",
         "train the built-in GatedLM on the arith block tasks (reproduces the shipped checkpoint)",
     ),
+    "train-tah": Command(
+        "reasonkit.tah.train:train_tah_command",
+        "train Think-at-Hard: latent second passes on hard tokens (default: the built-in model on arith-hard)",
+    ),
     "eval": Command(
         "reasonkit.evals.runner:eval_command",
         "evaluate on a benchmark; eval compare DIR... (a table), eval navigator (navigator vs baselines), eval lm (block tasks)",
