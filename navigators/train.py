@@ -18,6 +18,7 @@ Running the same command again resumes; a larger ``--episodes`` continues a fini
 from __future__ import annotations
 
 import re
+import sys
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -218,21 +219,24 @@ def _train(
             "pass --hard-only false or a harder task"
         )
     baselines = measure_baselines(state, validation, backend, pack, config.fixed_baselines, config.max_depth)
-    done_before = int(state.get("episodes", 0))
+    # Resuming replays the run from its start: every backend call it made is in the cache, so the
+    # replayed episodes cost no model time and the run continues exactly as an uninterrupted one
+    # would (networks, optimiser, replay buffer, RNG). Nothing is unpickled from the directory.
+    replayed = int(state.get("episodes", 0))
+    if replayed:
+        print(f"{run.dir}: resuming - replaying the {replayed} episodes done so far from the cache, then "
+              f"training to {config.episodes}", file=sys.stderr)  # fmt: skip
+    state = run.restart(state)
     env = ThoughtVecEnv(
         train_set, backend, config.n_envs, pack=pack, reward=reward, max_depth=config.max_depth,
-        seed=config.seed + done_before,
+        seed=config.seed,
     )  # fmt: skip
-    if done_before:
-        model = DuelingDoubleDQN.load(run.path("checkpoint.zip"), env=env, device="cpu")
-        model.load_replay_buffer(run.path("replay.pkl"))
-    else:
-        model = DuelingDoubleDQN(
-            env=env, learning_rate=config.learning_rate, buffer_size=config.buffer_size,
-            batch_size=config.batch_size, gamma=config.gamma, target_update_interval=config.target_update_interval,
-            exploration_decay=config.epsilon_decay, exploration_final_eps=config.epsilon_final,
-            lr_decay=config.lr_decay, lr_decay_episodes=config.lr_decay_episodes, seed=config.seed,
-        )  # fmt: skip
+    model = DuelingDoubleDQN(
+        env=env, learning_rate=config.learning_rate, buffer_size=config.buffer_size,
+        batch_size=config.batch_size, gamma=config.gamma, target_update_interval=config.target_update_interval,
+        exploration_decay=config.epsilon_decay, exploration_final_eps=config.epsilon_final,
+        lr_decay=config.lr_decay, lr_decay_episodes=config.lr_decay_episodes, seed=config.seed,
+    )  # fmt: skip
     metadata = {
         "model": config.model, "task": config.task, "reward": reward.name, "pack": pack.name,
         "max_depth": str(config.max_depth), "hard_only": str(config.hard_only),
@@ -252,8 +256,6 @@ def _train(
             "updates": model._n_updates, "env_steps": model.num_timesteps,
             "wall_seconds": round(wall_before + time.perf_counter() - started, 2),
         }  # fmt: skip
-        if episodes > 0:
-            run.save_model(model)
         navigator.save(run.navigator_path)
         if best is None or result["accuracy"] > best:
             navigator.save(run.path("navigator-best.safetensors"))
@@ -265,13 +267,12 @@ def _train(
         run.plot(baselines)
         return result
 
-    if done_before == 0 and not run.metrics():
-        checkpoint(0, [], 0.0)  # the untrained network: where the learning curve starts
+    checkpoint(0, [], 0.0)  # the untrained network: where the learning curve starts
     monitor = TrainingMonitor(
-        total=config.episodes, done_before=done_before, eval_every=config.eval_every,
+        total=config.episodes, done_before=0, eval_every=config.eval_every,
         checkpoint=checkpoint, progress=config.progress,
     )  # fmt: skip
-    if done_before < config.episodes:
+    if config.episodes > 0:
         # An upper bound on env steps; the monitor stops training at the episode count.
         model.learn(total_timesteps=10 * config.episodes * (config.max_depth + 1), callback=monitor,
                     reset_num_timesteps=False)  # fmt: skip

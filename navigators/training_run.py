@@ -3,8 +3,6 @@
     OUT/run.json                 the config that defines the run (a rerun must match it)
     OUT/navigator.safetensors    the navigator at the last checkpoint (the result)
     OUT/navigator-best.safetensors   the checkpoint with the best validation accuracy so far
-    OUT/checkpoint.zip           the SB3 model (networks, optimiser, counters) at the last checkpoint
-    OUT/replay.pkl               its replay buffer
     OUT/state.json               episodes done, evaluations, the baselines measured on the validation
                                  problems (Direct, CoT, fixed sequences; measured once, never on resume):
                                  the commit point of a checkpoint
@@ -15,8 +13,14 @@
     OUT/cache.sqlite             every backend call made (a resumed run repeats none of them)
     OUT/summary.json             the final figures (written when training ends)
 
-Files are written atomically; ``state.json`` is written last, so a run interrupted in the middle of
-a checkpoint resumes from the previous one, and rows past it in the JSONL files are dropped.
+Files are written atomically and ``state.json`` last. A rerun of an unfinished run (killed at any
+moment, checkpoint writes included) *replays* it: it starts again from the seed with every backend
+call answered by ``cache.sqlite``, rewrites the JSONL rows, navigators and plots, and trains on
+past the interruption. Training is deterministic on one machine (tests/navigators), so the finished
+run equals an uninterrupted one — counters, navigator and every row — while no network, optimiser
+or replay-buffer state is ever loaded from the directory: nothing in it is unpickled or executed.
+Replaying costs the DQN updates and the env's bookkeeping, not the model's time (with ``--cache
+false`` the model is called again, and a non-deterministic model then gives another valid run).
 """
 
 from __future__ import annotations
@@ -32,7 +36,6 @@ from reasonkit.rundir import (
     Claim,
     RunDirError,
     atomic_write_json,
-    atomic_write_text,
     claim,
     iter_jsonl,
     read_json,
@@ -67,38 +70,29 @@ class TrainingRun:
         return claim(self.dir, identity, what="training run")
 
     def load_state(self) -> dict[str, Any]:
-        """The committed state ({} for a new run), with JSONL rows past its checkpoint dropped."""
+        """The committed state ({} for a new run)."""
         state = read_json(self.path("state.json")) if self.path("state.json").exists() else {}
-        if state and not self.path("checkpoint.zip").exists():
+        if not isinstance(state, dict):
             raise RunDirError(
-                f"{self.dir}: state.json exists but checkpoint.zip is missing; delete the directory"
+                f"{self.path('state.json')} is not a JSON object; delete it to start the run over"
             )
-        self._trim(int(state.get("episodes", 0)))
         return state
 
-    def _trim(self, episodes: int) -> None:
-        """Drop JSONL rows written after the last committed checkpoint."""
+    def restart(self, state: dict[str, Any]) -> dict[str, Any]:
+        """Start (or replay) the run from episode 0: the JSONL rows are written again as it goes. What
+        survives is what is never recomputed: the baselines measured once, and the wall time so far."""
         for name in ("episodes.jsonl", "metrics.jsonl"):
-            path = self.path(name)
-            if not path.exists():
-                continue
-            rows = [row for _, row in iter_jsonl(path, tolerate_torn_tail=True)]
-            kept = [row for row in rows if int(row.get("episode", 0)) <= episodes]
-            if len(kept) != len(rows):
-                atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in kept))
+            self.path(name).unlink(missing_ok=True)
+        kept: dict[str, Any] = {
+            k: state[k] for k in ("baselines", "direct_accuracy", "wall_seconds") if k in state
+        }
+        return {**kept, "legs": int(state.get("legs", 0)) + 1}
 
     def metrics(self) -> list[dict[str, Any]]:
         path = self.path("metrics.jsonl")
         return [row for _, row in iter_jsonl(path)] if path.exists() else []
 
     # -- checkpoints ------------------------------------------------------------------------------
-    def save_model(self, model: Any) -> None:
-        """The SB3 model and its replay buffer, each written to a temporary file then renamed."""
-        model.save(self.path("checkpoint.tmp.zip"))
-        os.replace(self.path("checkpoint.tmp.zip"), self.path("checkpoint.zip"))
-        model.save_replay_buffer(self.path("replay.tmp.pkl"))
-        os.replace(self.path("replay.tmp.pkl"), self.path("replay.pkl"))
-
     def append(self, name: str, rows: Sequence[dict[str, Any]]) -> None:
         if not rows:
             return

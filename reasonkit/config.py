@@ -166,16 +166,81 @@ def make_config(cls: type[C], values: dict[str, Any], source: str = "config") ->
             f"{source}: unknown field(s) {unknown} for {cls.__name__}; valid fields: {sorted(names)}"
         )
     hints = typing.get_type_hints(cls)
-    coerced = {}
-    for key, value in values.items():
-        tp, _ = _unwrap_optional(hints[key])
-        if typing.get_origin(tp) in (tuple,) and isinstance(value, list):
-            value = tuple(value)
-        coerced[key] = value
+    coerced = {key: check_value(key, value, hints[key], source) for key, value in values.items()}
     try:
         return cls(**coerced)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{source}: {exc}") from exc
+
+
+def check_value(name: str, value: Any, annotation: Any, source: str = "config") -> Any:
+    """``value`` as the field's annotation wants it, or a ConfigError naming the field, the value and the
+    expected type. YAML gives ints where floats are declared (accepted) and lists for tuples (converted);
+    nothing else is coerced: ``episodes: 2.5`` and ``progress: "maybe"`` are errors, not values."""
+    ok, converted = _conform(value, annotation)
+    if not ok:
+        flag = "--" + name.replace("_", "-")
+        raise ConfigError(
+            f"{source}: {name} ({flag}) must be {_describe(annotation)}, got {value!r} ({type(value).__name__})"
+        )
+    return converted
+
+
+def _conform(value: Any, tp: Any) -> tuple[bool, Any]:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if tp is Any:
+        return True, value
+    if origin is typing.Union or origin is types.UnionType:
+        for arg in args:
+            ok, converted = _conform(value, arg)
+            if ok:
+                return True, converted
+        return False, value
+    if tp is type(None):
+        return value is None, value
+    if origin is typing.Literal:  # type-exact: True is not the literal 1
+        return any(value == a and type(value) is type(a) for a in args), value
+    if origin in (tuple, list):
+        if not isinstance(value, (list, tuple)):
+            return False, value
+        item = args[0] if args else Any
+        items = [_conform(v, item) for v in value]
+        if not all(ok for ok, _ in items):
+            return False, value
+        converted = [c for _, c in items]
+        return True, tuple(converted) if origin is tuple else converted
+    if tp is bool:
+        return isinstance(value, bool), value
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool), value
+    if tp is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        return ok, float(value) if ok else value
+    if tp is str:
+        return isinstance(value, str), value
+    if tp is Path:
+        return isinstance(value, (str, Path)), Path(value) if isinstance(value, (str, Path)) else value
+    if isinstance(tp, type):
+        return isinstance(value, tp), value
+    return True, value
+
+
+def _describe(tp: Any) -> str:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is typing.Union or origin is types.UnionType:
+        parts = [_describe(a) for a in args if a is not type(None)]
+        return " or ".join(parts) + (" or null" if type(None) in args else "")
+    if origin is typing.Literal:
+        return "one of " + ", ".join(repr(a) for a in args)
+    if origin in (tuple, list):
+        return f"a list of {_describe(args[0]) if args else 'values'}"
+    return {
+        bool: "true or false",
+        int: "a whole number",
+        float: "a number",
+        str: "a string",
+        Path: "a path",
+    }.get(tp, getattr(tp, "__name__", str(tp)))
 
 
 def parse_config(

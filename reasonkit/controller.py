@@ -4,7 +4,8 @@ A run directory holds
   - ``run.json``      what ran (strategy, backend, options); a rerun must match it,
   - ``records.jsonl`` one :class:`~reasonkit.types.Trace` per finished problem, appended as each
                       batch finishes (a crash loses at most the batch in flight),
-  - ``summary.json``  accuracy, tokens and calls per problem, wall time (written atomically).
+  - ``summary.json``  accuracy, tokens and calls per problem, wall time (written atomically),
+  - ``wall.json``     the wall time so far, after every batch: a resumed run adds to it.
 Running the same command again skips problems already in ``records.jsonl``: nothing is duplicated
 or lost.
 
@@ -147,6 +148,10 @@ class Controller:
                     done[trace.problem_id] = trace
                     if appender is not None:
                         appender.write(trace.to_json())
+                if self.run_dir is not None:  # the time so far survives a kill (a resume adds to it)
+                    atomic_write_json(
+                        self._wall_path, {"wall_seconds": previous_wall + time.perf_counter() - start}
+                    )
                 bar.update(len(batch))
                 graded = [t for t in done.values() if t.correct is not None]
                 if graded:
@@ -162,12 +167,17 @@ class Controller:
             atomic_write_json(self.run_dir / "summary.json", summary)
         return RunResult(ordered, summary, self.run_dir)
 
-    def _previous_wall(self) -> float:
+    @property
+    def _wall_path(self) -> Path:
         assert self.run_dir is not None
-        path = self.run_dir / "summary.json"
-        if not path.exists():
-            return 0.0
-        return float(read_json(path).get("wall_seconds", 0.0))
+        return self.run_dir / "wall.json"
+
+    def _previous_wall(self) -> float:
+        """Seconds earlier legs of this run spent (``wall.json``, written after every batch)."""
+        for path in (self._wall_path, self.run_dir / "summary.json" if self.run_dir else None):
+            if path is not None and path.exists():
+                return float(read_json(path).get("wall_seconds", 0.0))
+        return 0.0
 
 
 def solve(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import warnings
 
 import pytest
@@ -77,6 +78,27 @@ def test_interrupted_run_resumes_without_duplicates_or_losses(tmp_path, backend)
     assert [untimed(t) for t in result.traces] == [untimed(t) for t in full.traces]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["n"] == 7 and summary["calls_per_problem"] == 1.0
+
+
+class Sleepy:
+    """Direct, plus a fixed pause per batch: wall time that must add up across legs."""
+
+    def __init__(self, pause: float) -> None:
+        self.inner, self.pause, self.name = Direct(params=SHORT), pause, "direct"
+
+    def solve(self, batch, backend, budget=UNLIMITED):
+        time.sleep(self.pause)
+        return self.inner.solve(batch, backend, budget)
+
+
+def test_wall_seconds_add_up_across_interrupted_legs(tmp_path, backend):
+    # 7 problems in batches of 2 = 4 batches of >= 0.3 s: 2 before the interruption, 2 after
+    with pytest.raises(KeyboardInterrupt):
+        Controller(backend, Interrupting(Sleepy(0.3), 3), tmp_path, batch_size=2, progress=False).run(
+            problems()
+        )
+    summary = Controller(backend, Sleepy(0.3), tmp_path, batch_size=2, progress=False).run(problems()).summary
+    assert summary["wall_seconds"] >= 4 * 0.3
 
 
 def test_records_are_graded_traces_with_costs(tmp_path, backend):

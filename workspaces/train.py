@@ -64,10 +64,12 @@ def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=False)
+        payload = torch.load(path, map_location="cpu", weights_only=True)  # tensors and plain data, no code
     except Exception as exc:  # a truncated or foreign file: say which and what to do
+        reason = (str(exc).splitlines() or [""])[0][:160]  # torch's unpickler messages run to pages
         raise RuntimeError(
-            f"checkpoint {path} cannot be read ({exc}); delete it to restart that run"
+            f"checkpoint {path} cannot be read ({type(exc).__name__}: {reason}); it is not a checkpoint this "
+            "study wrote: delete it to restart that run"
         ) from exc
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise RuntimeError(f"{path} is not a reasonkit workspace checkpoint (format {CHECKPOINT_FORMAT})")

@@ -28,7 +28,7 @@ def test_end_to_end_on_ten_problems_writes_every_report_file(data_dir, tiny_mode
             "--limit", "10", "--out", str(out), *QUICK]  # fmt: skip
     assert eval_command(argv) == 0
     assert sorted(p.name for p in out.iterdir()) == [
-        ".lock", "accuracy.png", "records.jsonl", "report.md", "run.json", "summary.json"
+        ".lock", "accuracy.png", "records.jsonl", "report.md", "run.json", "summary.json", "wall.json"
     ]  # fmt: skip
     records = read_jsonl(out / "records.jsonl")
     assert len(records) == 10 and len({r["problem_id"] for r in records}) == 10

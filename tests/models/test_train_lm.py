@@ -7,6 +7,7 @@ import json
 
 import pytest
 import torch
+from payloads import plant
 
 from reasonkit.config import ConfigError, parse_config
 from reasonkit.models.builtin.checkpoint import CHECKPOINT, EXPORT_FILES, load_checkpoint
@@ -192,3 +193,12 @@ def test_init_from_an_export_continues_the_schedule_with_a_rewarmed_optimizer(tm
         Trainer(tiny(tmp_path / "third", "--init-from", str(tmp_path)))
     with pytest.raises(ValueError, match="hidden_size: stored 32 vs now 48"):
         Trainer(tiny(tmp_path / "fourth", "--hidden-size", "48", "--init-from", str(exported)))
+
+
+def test_a_pickle_planted_in_the_checkpoint_never_runs(tmp_path):
+    train_lm(tiny(tmp_path, "--steps", "2"))
+    sentinel = tmp_path.parent / f"{tmp_path.name}-executed"
+    plant(tmp_path / "checkpoint.pt", sentinel)
+    with pytest.raises(ValueError, match=r"checkpoint.pt is not a readable train-lm checkpoint.*delete it"):
+        train_lm(tiny(tmp_path, "--steps", "3"))
+    assert not sentinel.exists()

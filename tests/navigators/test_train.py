@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from navigator_helpers import ScriptedArithLM
+from payloads import plant
 from safetensors.torch import load_file
 
 from reasonkit.config import ConfigError
@@ -75,8 +76,9 @@ def test_train_navigator_writes_a_resumable_run_directory(tmp_path):
     run = result.out_dir
     for name in ("run.json", "state.json", "summary.json", "metrics.jsonl", "episodes.jsonl",
                  "learning_curve.png", "navigator.safetensors", "navigator-best.safetensors",
-                 "checkpoint.zip", "replay.pkl", "cache.sqlite"):  # fmt: skip
+                 "cache.sqlite"):  # fmt: skip
         assert (run / name).is_file(), name
+    assert not list(run.glob("*.pkl")) and not list(run.glob("*.zip"))  # nothing a resume would unpickle
     metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [m["episode"] for m in metrics] == [0, 30, 60]
     episodes = [json.loads(line) for line in (run / "episodes.jsonl").read_text().splitlines()]
@@ -93,8 +95,16 @@ def test_train_navigator_writes_a_resumable_run_directory(tmp_path):
     calls = lm.calls
     again = train_navigator(_config(tmp_path), backend=lm)
     assert again.summary["episodes"] == 60 and lm.calls == calls
-    # More episodes: continues from the checkpoint, with the replay buffer and counters restored.
+    # More episodes: replays the 60 from the cache (no model call) and trains on, exactly as a 90-episode
+    # run from scratch would.
+    calls = lm.calls
     more = train_navigator(_config(tmp_path, episodes=90), backend=lm)
+    straight = train_navigator(_config(tmp_path / "straight", episodes=90), backend=ScriptedArithLM())
+    assert (run / "episodes.jsonl").read_text() == (straight.out_dir / "episodes.jsonl").read_text()
+    assert (
+        Navigator.load(more.navigator_path).fingerprint == Navigator.load(straight.navigator_path).fingerprint
+    )
+    assert lm.calls > calls  # episodes 61..90 needed the model
     metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [m["episode"] for m in metrics] == [0, 30, 60, 90] and more.summary["episodes"] == 90
     assert (
@@ -266,3 +276,19 @@ def test_help_says_how_to_train_for_a_real_model(capsys):
     for needle in ("--model", "--task", "--reward", "--episodes", "--hard-only", "--out", "Qwen", "math500",
                    "--prm", "openai:http"):  # fmt: skip
         assert needle in text, needle
+
+
+def test_resuming_never_loads_code_from_the_run_directory(tmp_path):
+    # the files an older version unpickled on resume (SB3's checkpoint.zip, replay.pkl) hold payloads
+    # that would create `sentinel`; a resume and a continuation run without touching them
+    train_navigator(_config(tmp_path, episodes=30), backend=ScriptedArithLM())
+    run, sentinel = tmp_path / "run", tmp_path / "executed"
+    for name in ("checkpoint.zip", "replay.pkl", "checkpoint.tmp.zip", "replay.tmp.pkl"):
+        plant(run / name, sentinel)
+    state = json.loads((run / "state.json").read_text())
+    state["finished"] = False
+    (run / "state.json").write_text(json.dumps(state))
+    assert (
+        train_navigator(_config(tmp_path, episodes=40), backend=ScriptedArithLM()).summary["episodes"] == 40
+    )
+    assert not sentinel.exists()

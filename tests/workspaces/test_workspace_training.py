@@ -5,6 +5,7 @@ import re
 
 import pytest
 import torch
+from payloads import plant
 
 from reasonkit.config import ConfigError, parse_config
 from reasonkit.rundir import read_jsonl
@@ -81,6 +82,15 @@ def test_corrupt_checkpoint_fails_clearly(tmp_path):
     (tmp_path / "checkpoints" / "gw-seed0.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(RuntimeError, match="delete it to restart"):
         train_run("gw", 0, config, tiny_task(config), tmp_path)
+
+
+def test_a_pickle_planted_in_a_checkpoint_never_runs(tmp_path):
+    config = WorkspaceConfig(out=str(tmp_path / "run"), steps=10, eval_every=5, **TINY)
+    sentinel = tmp_path / "executed"
+    plant(tmp_path / "run" / "checkpoints" / "gw-seed0.pt", sentinel)
+    with pytest.raises(RuntimeError, match=r"cannot be read.*delete it to restart"):
+        train_run("gw", 0, config, tiny_task(config), tmp_path / "run")
+    assert not sentinel.exists()
 
 
 def test_study_writes_results_plots_and_resumes(tmp_path, capsys):
