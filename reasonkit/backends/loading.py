@@ -35,6 +35,7 @@ BUILTIN_DIR = Path(__file__).resolve().parent.parent / "models" / "zoo" / "built
 METHOD_SPECS: dict[str, str] = {
     "layers": "reasonkit.backends.loading:layer_path_backend",
     "tah": "reasonkit.tah.backend:load",
+    "hrpo": "reasonkit.hrpo.backend:load",
 }
 
 SPEC_FORMS = (
