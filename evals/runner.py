@@ -304,6 +304,8 @@ SUBCOMMANDS: dict[str, str] = {
     "compare": "reasonkit.evals.report:compare_command",
     "navigator": "reasonkit.evals.compare_navigator:compare_command",
     "lm": "reasonkit.evals.builtin_lm:evaluate_command",
+    "cola-controls": "reasonkit.evals.cola_controls:controls_command",
+    "cola-recall": "reasonkit.evals.cola_recall:recall_command",
 }
 
 

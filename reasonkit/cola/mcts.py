@@ -84,12 +84,15 @@ class PathSearch:
         self.nodes: list[Node] = [self.root]
         self.simulations = 0
 
-    def run(self) -> Generator[Path, float, PathSearch]:
-        """Yield the path of each simulation's leaf; expects its reward back; returns the search."""
+    def run(self, memo: bool = True) -> Generator[Path, float, PathSearch]:
+        """Yield the path of each simulation's leaf; expects its reward back; returns the search.
+
+        A node keeps its reward once scored, so revisiting it yields nothing; ``memo=False`` yields
+        every simulation's leaf (a naive loop's cost; same rewards, same tree)."""
         for _ in range(self.settings.simulations):
             trail = self._select()
             leaf = trail[-1]
-            if leaf.reward is None:
+            if leaf.reward is None or not memo:
                 leaf.reward = float((yield leaf.path))
             self._backpropagate(trail, leaf.reward)
             self.simulations += 1

@@ -83,7 +83,9 @@ class PathScorer:
         self.stop: tuple[str, ...] = tuple(params.stop) if params else ()
         self.max_new_tokens = max_new_tokens or (params.max_new_tokens if params else 1)
         self.budget_factor = budget_factor
-        self.prompts = [list(backend.encode(getattr(pack, call)(p))) for p in self.problems]
+        #: each problem's prompt as the pack renders it, and its token ids
+        self.rendered = [getattr(pack, call)(p) for p in self.problems]
+        self.prompts = [list(backend.encode(prompt)) for prompt in self.rendered]
         self.batch_size = batch_size
         self.table = table if table is not None else RewardTable()
         self.default_path: tuple[int, ...] = self.lm.default_path()
@@ -100,7 +102,7 @@ class PathScorer:
     def budget(self, row: int) -> int:
         """New tokens row ``row`` may generate under a path other than the default (needs the default's
         outcome when ``budget_factor`` is set)."""
-        cap = self._cap(row)
+        cap = self.cap(row)
         if self.budget_factor is None:
             return cap
         reference = self.cached(row, self.default_path)
@@ -108,7 +110,7 @@ class PathScorer:
             raise RuntimeError(f"row {row}'s default path has not been scored; score it first")
         return max(1, min(cap, math.ceil(self.budget_factor * reference.tokens)))
 
-    def _cap(self, row: int) -> int:
+    def cap(self, row: int) -> int:
         """The pack's (or ``max_new_tokens``') budget, within the model's context."""
         context = getattr(self.backend, "context_length", None)
         if context is None:
@@ -123,10 +125,9 @@ class PathScorer:
         missing = [r for r in dict.fromkeys(rows) if self.cached(r, path) is None]
         for start in range(0, len(missing), self.batch_size):
             chunk = missing[start : start + self.batch_size]
-            budgets = [self._cap(r) if path == self.default_path else self.budget(r) for r in chunk]
+            budgets = [self.cap(r) if path == self.default_path else self.budget(r) for r in chunk]
             outcomes = self._decode(path, chunk, budgets)
-            for r, outcome in zip(chunk, outcomes):
-                self.table.put(self.problems[r].id, path, outcome)
+            self.table.put_many([(self.problems[r].id, path, o) for r, o in zip(chunk, outcomes)])
         found = [self.cached(r, path) for r in rows]
         assert all(o is not None for o in found)
         return found  # type: ignore[return-value]

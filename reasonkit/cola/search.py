@@ -19,6 +19,7 @@ run directory (``claim``: one run, one process; rerun the command to resume):
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import time
@@ -143,6 +144,18 @@ class SearchConfig(BackendOptions):
 
 def ordered_problems(bench: str, data: str | None, split: str | None, seed: int) -> list[Problem]:
     """The benchmark's problems in the order ``--limit`` takes them (arith: spread over operation counts)."""
+    generated = bench.lower() == "arith" and data is None
+    if generated:  # generating arith takes seconds and is deterministic: once per process
+        return list(_generated_arith(split, seed))
+    return list(_load_ordered(bench, data, split, seed))
+
+
+@functools.lru_cache(maxsize=8)
+def _generated_arith(split: str | None, seed: int) -> tuple[Problem, ...]:
+    return tuple(_load_ordered("arith", None, split, seed))
+
+
+def _load_ordered(bench: str, data: str | None, split: str | None, seed: int) -> list[Problem]:
     from reasonkit.evals.loaders import load, spread_order
 
     generated = bench.lower() == "arith" and data is None
@@ -171,6 +184,26 @@ def select_problems(config: SearchConfig) -> list[Problem]:
         if all(str(p.meta.get(k)) == v for k, v in wanted.items())
     ]
     return problems[: config.limit] if config.limit is not None else problems
+
+
+def load_run(run: str | Path) -> tuple[SearchConfig, list[Any]]:
+    """The settings and the per-problem records of a search run directory (FileNotFoundError naming
+    the fix when it is not one)."""
+    from reasonkit.cola.records import read_records
+    from reasonkit.config import make_config
+    from reasonkit.rundir import read_json
+
+    run = Path(run)
+    for name in ("run.json", "searches.jsonl"):
+        if not (run / name).is_file():
+            raise FileNotFoundError(
+                f"{run / name} is missing: {run} is not a search run; run `reasonkit cola search --out {run}` first"
+            )
+    stored = read_json(run / "run.json")
+    known = set(SearchConfig.__dataclass_fields__)
+    values = {k: v for k, v in stored.items() if k in known and v is not None}
+    config = make_config(SearchConfig, {**values, "out": str(run)}, str(run / "run.json"))
+    return config, read_records(run / "searches.jsonl")
 
 
 def tree_file(out: Path, problem_id: str) -> Path:

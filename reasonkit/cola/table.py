@@ -10,10 +10,12 @@ the table retraces the same tree.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+import os
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from reasonkit.cola.grammar import format_path, read_path
 from reasonkit.rundir import JsonlAppender, RecordError, iter_jsonl
@@ -39,33 +41,48 @@ class RewardTable:
 
     def __init__(self, path: str | Path | None = None) -> None:
         self._outcomes: dict[tuple[str, tuple[int, ...]], Outcome] = {}
-        self._file: JsonlAppender | None = None
+        self._file: IO[str] | None = None
         if path is not None:
             path = Path(path)
             if path.exists():
                 for number, record in iter_jsonl(path, tolerate_torn_tail=True):
                     self._outcomes[_key(record, path, number)] = _outcome(record, path, number)
-            self._file = JsonlAppender(path)
+            JsonlAppender(path).close()  # creates the file and drops a torn last line
+            self._file = path.open("a", encoding="utf-8")
 
     def get(self, problem_id: str, path: tuple[int, ...]) -> Outcome | None:
         return self._outcomes.get((problem_id, path))
 
     def put(self, problem_id: str, path: tuple[int, ...], outcome: Outcome) -> None:
-        key = (problem_id, tuple(path))
-        if key in self._outcomes:
-            return
-        self._outcomes[key] = outcome
-        if self._file is not None:
-            self._file.write(
-                {
-                    "problem_id": problem_id,
-                    "path": format_path(path),
-                    "correct": outcome.correct,
-                    "answer": outcome.answer,
-                    "tokens": outcome.tokens,
-                    "finish": outcome.finish,
-                }
+        self.put_many([(problem_id, path, outcome)])
+
+    def put_many(self, entries: Sequence[tuple[str, tuple[int, ...], Outcome]]) -> None:
+        """Add outcomes (a known key keeps its first outcome); new ones are appended to the file with one
+        flush, so a batch of a thousand rows costs one disk sync, not a thousand."""
+        lines = []
+        for problem_id, path, outcome in entries:
+            key = (problem_id, tuple(path))
+            if key in self._outcomes:
+                continue
+            self._outcomes[key] = outcome
+            lines.append(
+                json.dumps(
+                    {
+                        "problem_id": problem_id,
+                        "path": format_path(path),
+                        "correct": outcome.correct,
+                        "answer": outcome.answer,
+                        "tokens": outcome.tokens,
+                        "finish": outcome.finish,
+                    },
+                    ensure_ascii=False,
+                    separators=(",", ":"),
+                )
             )
+        if self._file is not None and lines:
+            self._file.write("".join(line + "\n" for line in lines))
+            self._file.flush()
+            os.fsync(self._file.fileno())
 
     def of_problem(self, problem_id: str) -> dict[tuple[int, ...], Outcome]:
         return {path: o for (pid, path), o in self._outcomes.items() if pid == problem_id}
