@@ -34,6 +34,7 @@ BUILTIN_DIR = Path(__file__).resolve().parent.parent / "models" / "zoo" / "built
 #: A method package adds its line here (docs/ARCHITECTURE.md, "Adding a method").
 METHOD_SPECS: dict[str, str] = {
     "layers": "reasonkit.backends.loading:layer_path_backend",
+    "cola": "reasonkit.cola.backend:load",
     "tah": "reasonkit.tah.backend:load",
     "hrpo": "reasonkit.hrpo.backend:load",
 }
