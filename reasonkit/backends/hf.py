@@ -358,6 +358,13 @@ class HFBackend:
         )
 
     # ---- scoring -------------------------------------------------------------------------------
+    def token_logprobs(self, ids: Sequence[int], start: int = 1, top_k: int = 0) -> list[Any]:
+        """Teacher-forced log p(ids[t] | ids[:t]) for t >= ``start``, each with its ``top_k`` most likely
+        tokens (:func:`reasonkit.backends.hf_scores.token_logprobs`); the same forward as :meth:`loglikelihood`."""
+        from reasonkit.backends.hf_scores import token_logprobs
+
+        return token_logprobs(self, ids, start, top_k)
+
     def loglikelihood(self, prefix: Prompt, continuations: Sequence[str]) -> list[float]:
         """Sum of log p(continuation tokens | prefix) for each continuation (natural log).
 
@@ -368,13 +375,6 @@ class HFBackend:
         """
         check_prompt(prefix, 0)
         if isinstance(continuations, str):
-    def token_logprobs(self, ids: Sequence[int], start: int = 1, top_k: int = 0) -> list[Any]:
-        """Teacher-forced log p(ids[t] | ids[:t]) for t >= ``start``, each with its ``top_k`` most likely
-        tokens (:func:`reasonkit.backends.hf_scores.token_logprobs`); the same forward as :meth:`loglikelihood`."""
-        from reasonkit.backends.hf_scores import token_logprobs
-
-        return token_logprobs(self, ids, start, top_k)
-
             raise ValueError("loglikelihood() takes a list of continuations; wrap a single one in a list")
         context = self.encode(prefix)
         if not context:
