@@ -85,3 +85,17 @@ def test_a_bare_name_without_an_installed_package_fails_like_a_missing_package()
 def test_module_commands_run_from_the_clone_root() -> None:
     out = run_in_root("", args=("-m", "reasonkit.evals.compare_navigator", "--help"))
     assert "usage" in out.lower()
+
+
+def test_test_module_basenames_are_unique():
+    """pytest imports test files by basename (``pythonpath = ["tests"]``, no packages): two
+    ``test_x.py`` in different folders stop collection of the whole suite ("import file mismatch")."""
+    seen: dict[str, Path] = {}
+    clashes = []
+    for path in sorted((ROOT / "tests").rglob("*.py")):
+        if path.name == "conftest.py" or path.name == "__init__.py":
+            continue
+        if path.name in seen:
+            clashes.append(f"{seen[path.name].relative_to(ROOT)} and {path.relative_to(ROOT)}")
+        seen.setdefault(path.name, path)
+    assert not clashes, "rename one of each pair: " + "; ".join(clashes)
