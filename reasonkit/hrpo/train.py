@@ -43,6 +43,10 @@ from reasonkit.hrpo.step import StepInputs, StepSettings, train_step
 from reasonkit.rundir import JsonlAppender, atomic_write_json, atomic_write_text, claim, read_jsonl
 
 
+#: seconds between redraws of the curves at checkpoints (they are always drawn when a run ends)
+PLOT_EVERY_S = 300.0
+
+
 def lr_factor(step: int, steps: int, warmup_ratio: float) -> float:
     """Linear warm-up over ``warmup_ratio · steps``, then cosine to 0 (the reference's schedule)."""
     warmup = math.ceil(warmup_ratio * steps)
@@ -107,6 +111,7 @@ class Trainer:
         groups = self.policy.parameter_groups(cfg.lr, cfg.lr_gates, cfg.lr_lambda, cfg.weight_decay)
         self.optimizer = torch.optim.AdamW(groups, betas=(0.9, cfg.adam_beta2), eps=1e-8)
         self.step, self.elapsed_before = 0, 0.0
+        self.plotted = time.perf_counter()
         saved = checkpoint.load_training_state(cfg.out_dir)
         if saved is not None:
             folder, state = saved
@@ -228,12 +233,15 @@ class Trainer:
             checkpoint.save(
                 self.cfg.out_dir, self.policy.model, self.policy.mixer, card, self.optimizer, state
             )
-            write_curves(self.cfg.out_dir)
+            if time.perf_counter() - self.plotted > PLOT_EVERY_S:  # a long run's curves, not every save
+                write_curves(self.cfg.out_dir)
+                self.plotted = time.perf_counter()
         self.acc.wait_for_everyone()
 
     def greedy(self, split: str, count: int) -> list[dict[str, Any]]:
         """Greedy CoT on ``count`` problems of ``split``, sharded over processes, gathered in order."""
-        mine = evaluate(self.backend, evaluation_problems(self.cfg, split, count), self.rank, self.world)
+        problems = evaluation_problems(self.cfg, split, count)
+        mine = evaluate(self.backend, problems, self.settings.max_new_tokens, self.rank, self.world)
         if self.world > 1:
             from accelerate.utils import gather_object
 
