@@ -12,7 +12,11 @@ from reasonkit.types import Problem
 
 
 def evaluate(
-    backend: Any, problems: Sequence[Problem], max_new_tokens: int | None = None, rank: int = 0, world: int = 1
+    backend: Any,
+    problems: Sequence[Problem],
+    max_new_tokens: int | None = None,
+    rank: int = 0,
+    world: int = 1,
 ) -> list[dict[str, Any]]:
     """One record per problem of this process's shard (problem ``i`` goes to process ``i % world``):
     index, id, operation count, correct, tokens generated. ``max_new_tokens`` caps the pack's CoT budget

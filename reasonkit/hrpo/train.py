@@ -42,7 +42,6 @@ from reasonkit.hrpo.problems import evaluation_problems, training_stream
 from reasonkit.hrpo.step import StepInputs, StepSettings, train_step
 from reasonkit.rundir import JsonlAppender, atomic_write_json, atomic_write_text, claim, read_jsonl
 
-
 #: seconds between redraws of the curves at checkpoints (they are always drawn when a run ends)
 PLOT_EVERY_S = 300.0
 

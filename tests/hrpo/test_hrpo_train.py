@@ -78,7 +78,9 @@ def test_a_rerun_resumes_and_a_run_with_other_settings_is_refused(tmp_path, tiny
     run(tmp_path, tiny_model_dir, "--max-minutes", "0")  # stops (resumably) after its first step
     assert [r["step"] for r in read_jsonl(tmp_path / "metrics.jsonl")] == [1]
     summary = run(tmp_path, tiny_model_dir)
-    assert summary["status"] == "finished" and [r["step"] for r in read_jsonl(tmp_path / "metrics.jsonl")] == [1, 2]
+    assert summary["status"] == "finished" and [
+        r["step"] for r in read_jsonl(tmp_path / "metrics.jsonl")
+    ] == [1, 2]
     with pytest.raises(RunDirError, match="beta"):
         run(tmp_path, tiny_model_dir, "--beta", "0.1")
 
