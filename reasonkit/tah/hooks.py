@@ -46,7 +46,9 @@ class TaHHooks(DecodeHooks):
         eligible[:, -1] = True
         eligible &= ~step.finished[:, None]
         with torch.no_grad():
-            first = first_pass(model, out, columns, valid)
+            # a decode step's logits are the loop's own (same head, same column); the prompt's are all columns'
+            known = step.logits.to(lm.dtype)[:, None] if T == 1 else None
+            first = first_pass(model, out, columns, valid, known)
             passes = run_deeper(model, first, cache, eligible, model.router())
         if len(passes) == 1:
             self._depths.append(torch.ones(B, dtype=torch.long))

@@ -57,18 +57,31 @@ def soft_embedding(logits: torch.Tensor, embedding: torch.Tensor, top_k: int) ->
     """Σ_{top-k} softmax(top-k logits) · E[token]: (..., V) logits, (V, H) embedding -> (..., H).
 
     With top_k = 1 this is the argmax token's embedding row; with top_k = V, softmax(z) @ E."""
-    k = min(top_k, logits.shape[-1])
+    V, H = embedding.shape
+    k = min(top_k, V)
     top = logits.topk(k, dim=-1)
     weights = torch.softmax(top.values.float(), dim=-1).to(embedding.dtype)  # (..., k)
+    if k * H >= V:  # a sparse (..., V) weight row is smaller than k gathered embedding rows
+        dense = weights.new_zeros(*weights.shape[:-1], V).scatter(-1, top.indices, weights)
+        return dense @ embedding
     rows = torch.nn.functional.embedding(top.indices, embedding)  # (..., k, H)
     return (weights[..., None] * rows).sum(-2)
 
 
-def first_pass(model: TaHModel, out: WhiteBoxOutput, columns: torch.Tensor, valid: torch.Tensor) -> Pass:
-    """The first pass from the white-box output it produced (all rows; ``columns``, ``valid`` (B, T))."""
+def first_pass(
+    model: TaHModel,
+    out: WhiteBoxOutput,
+    columns: torch.Tensor,
+    valid: torch.Tensor,
+    logits: torch.Tensor | None = None,
+) -> Pass:
+    """The first pass from the white-box output it produced (all rows; ``columns``, ``valid`` (B, T));
+    ``logits`` (B, T, V) when they were computed already."""
     B = out.hidden.shape[0]
     rows = torch.arange(B, device=out.hidden.device)
-    return Pass(0, rows, columns, valid, model.lm.logits(out.hidden), dict(out.hidden_states))
+    if logits is None:
+        logits = model.lm.logits(out.hidden)
+    return Pass(0, rows, columns, valid, logits, dict(out.hidden_states))
 
 
 Router = Callable[[Pass], torch.Tensor]

@@ -204,3 +204,18 @@ def test_deeper_gla_passes_outside_the_latest_chunk_are_refused():
             lm.forward(lm.embed(torch.tensor([[6]])), cache=cache, depth=1, columns=torch.tensor([[4]]))
     with pytest.raises(ValueError, match="extends every row"):
         lm.forward(lm.embed(ids), cache=lm.new_cache(1), rows=torch.tensor([0]))
+
+
+def test_nbytes_counts_what_the_cache_holds():
+    lm = open_whitebox(make_model(["gla", "attn"]))
+    ids, _ = left_pad([[5, 9, 11, 4]])
+    cache = lm.new_cache(1)
+    with torch.no_grad():
+        lm.forward(lm.embed(ids), cache=cache)
+        before = cache.nbytes()
+        kv = sum(t.numel() * t.element_size() for s in cache._kv.values() for t in (s.keys, s.values))
+        state = cache._states[(0, 0)][0]
+        assert before >= kv + state.numel() * state.element_size()
+        lm.forward(lm.embed(torch.tensor([[6]])), cache=cache, depth=1, columns=torch.tensor([[3]]))
+    # a deeper pass adds a depth-1 GLA state, depth-1 keys/values and its chunk record
+    assert cache.nbytes() > before + state.numel() * state.element_size()

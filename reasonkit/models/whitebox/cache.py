@@ -124,6 +124,8 @@ class RowState(Protocol):
 
     def select_rows(self, rows: torch.Tensor) -> None: ...
 
+    def tensors(self) -> list[torch.Tensor]: ...
+
 
 @dataclass
 class SlotCache:
@@ -338,6 +340,19 @@ class SlotCache:
     def at_depth(self, depth: int) -> DepthView:
         """The view a GatedLM mixer uses: slot index = occurrence, at ``depth``."""
         return DepthView(self, depth)
+
+    def nbytes(self) -> int:
+        """Bytes held: keys/values (allocated capacity), recurrent states, entries and auxiliary state."""
+        tensors: list[torch.Tensor] = [self.next_positions]
+        for kv in self._kv.values():
+            tensors += [kv.keys, kv.values]
+        for state in self._states.values():
+            tensors += list(state)
+        for e in self._entries.values():
+            tensors += [e.columns, e.positions, e.valid] + ([e.row_counts] if e.row_counts is not None else [])
+        for value in self.aux.values():
+            tensors += value.tensors()
+        return sum(t.numel() * t.element_size() for t in tensors)
 
     # ---- batch surgery --------------------------------------------------------------------------
     def select_rows(self, rows: torch.Tensor) -> None:

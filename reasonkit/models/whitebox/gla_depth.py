@@ -58,6 +58,12 @@ class GLADepths:
     chunks: dict[int, _DepthChunk] = field(default_factory=dict)
     pending: dict[int, torch.Tensor] = field(default_factory=dict)  # depth -> (B, H, K) owed log decay
 
+    def tensors(self) -> list[torch.Tensor]:
+        held = [self.decay, self.decay_sum, *self.pending.values()]
+        for c in self.chunks.values():
+            held += [c.start, c.keys, c.values, c.rows]
+        return held
+
     def select_rows(self, rows: torch.Tensor) -> None:
         self.decay, self.decay_sum = self.decay.index_select(0, rows), self.decay_sum.index_select(0, rows)
         self.pending = {d: p.index_select(0, rows) for d, p in self.pending.items()}
