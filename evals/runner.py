@@ -306,6 +306,7 @@ SUBCOMMANDS: dict[str, str] = {
     "lm": "reasonkit.evals.builtin_lm:evaluate_command",
     "cola-controls": "reasonkit.evals.cola_controls:controls_command",
     "cola-recall": "reasonkit.evals.cola_recall:recall_command",
+    "tah": "reasonkit.evals.tah_study:study_command",
 }
 
 
