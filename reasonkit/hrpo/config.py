@@ -42,7 +42,9 @@ class HRPOConfig(BackendOptions):
     )
     ops: tuple[int, ...] = field(
         default=(6, 7, 8),
-        metadata={"help": "arith: operation counts of the problems (the shipped model scores about 0.72 on 6-8)"},
+        metadata={
+            "help": "arith: operation counts of the problems (the shipped model scores about 0.72 on 6-8)"
+        },
     )
     data: str | None = field(
         default=None, metadata={"help": "data folder or file of --bench (reasonkit eval's --data)"}

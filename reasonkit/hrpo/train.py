@@ -207,6 +207,8 @@ class Trainer:
     def record(self, result: dict[str, Any], started: float) -> dict[str, Any]:
         rows = {name: self.acc.gather(value) for name, value in result["rows"].items()}
         varied = self.acc.gather(result["groups_varied"])
+        # each process's loss is the mean over its equal share of the sequences: their mean is the global one
+        loss = self.acc.gather(torch.tensor([result["loss"]], device=self.acc.device)).mean()
         seconds = result["seconds"]
         hybrid = self.cfg.hybrid
         return {
@@ -214,7 +216,7 @@ class Trainer:
             **{name: float(value.mean()) for name, value in rows.items() if hybrid or name != "hidden_share"},
             **({} if hybrid else {"hidden_share": 0.0}),
             "groups_with_signal": float(varied.mean()),
-            "loss": result["loss"],
+            "loss": float(loss),
             "grad_norm": result["grad_norm"],
             "lr": self.optimizer.param_groups[0]["lr"],
             "rollout_s": round(seconds["rollout"], 3),
