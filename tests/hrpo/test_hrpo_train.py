@@ -66,6 +66,17 @@ def test_a_run_writes_its_directory_and_serves_as_a_backend(tmp_path, tiny_model
     assert [(r["correct"], r["tokens"]) for r in again] == [(r["correct"], r["tokens"]) for r in stored]
 
 
+def test_the_cli_solves_and_evaluates_with_a_trained_directory(tmp_path, tiny_model_dir, capsys):
+    run(tmp_path / "run", tiny_model_dir, "--steps", "1", "--test-problems", "0")
+    spec = f"hrpo:{tmp_path / 'run'}"
+    assert main(["solve", "3+4", "--model", spec, "--threads", "1"]) == 0
+    assert "cost: 1 calls" in capsys.readouterr().out
+    out = tmp_path / "eval"
+    code = main(["eval", "--bench", "arith", "--limit", "3", "--model", spec, "--out", str(out),
+                 "--max-new-tokens", "8", "--progress", "false", "--threads", "1"])  # fmt: skip
+    assert code == 0 and any(out.iterdir())
+
+
 def test_grpo_mode_has_no_mixer_and_loads_as_the_plain_fine_tuned_model(tmp_path, tiny_model_dir):
     run(tmp_path, tiny_model_dir, "--mode", "grpo", "--steps", "1", "--test-problems", "0")
     assert not (tmp_path / "checkpoint" / "policy" / "mixer.safetensors").exists()

@@ -18,7 +18,7 @@ from reasonkit.hrpo.rollout import rollout_generator, sample
 
 
 @pytest.mark.parametrize("family", ["llama", "qwen2", "gated_lm"])
-@pytest.mark.parametrize("mode", ["hrpo", "grpo", "raw-hidden"])
+@pytest.mark.parametrize("mode", ["hrpo", "grpo", "raw-hidden", "fixed-interp"])
 def test_recorded_logprobs_equal_teacher_forced_recomputation(tokenizer, family, mode):
     policy = policy_for(family, tokenizer, mode)
     rollout = roll(policy, tokenizer)
