@@ -6,11 +6,13 @@ import json
 import shutil
 
 import pytest
+import torch
 
 from reasonkit.backends.loading import SpecError, load_backend
 from reasonkit.cli import main
 from reasonkit.tah.config import TaHConfig
 from reasonkit.tah.model import TaHModel
+from reasonkit.tah.passes import dense_logits
 
 
 @pytest.fixture(scope="module")
@@ -93,3 +95,31 @@ def test_an_unknown_problem_set_is_refused_by_the_parser(capsys):
     with pytest.raises(SystemExit):
         main(["train-tah", "--problems", "gsm8k"])
     assert "invalid choice: 'gsm8k'" in capsys.readouterr().err
+
+
+def test_loglikelihood_scores_the_think_at_hard_forward(tah_dir, tiny_dir):
+    """RLoT and lm-eval score through ``loglikelihood``: route=never gives the plain model's scores;
+    an always-iterating model scores its continuation with the teacher-forced two-pass logits."""
+    prefix, conts = "<q>12+7<cot>", ["12+7=19", "1"]
+    plain = load_backend(str(tiny_dir)).loglikelihood(prefix, conts)
+    never = load_backend(f"tah:{tah_dir}#route=never").loglikelihood(prefix, conts)
+    assert never == pytest.approx(plain, abs=1e-5)
+    backend = load_backend(f"tah:{tah_dir}#route=always")
+    scored = backend.loglikelihood(prefix, conts)
+    model = backend.hooks.model
+    with torch.no_grad():  # lora B starts at zero: give the adapters weight so the second pass matters
+        for name, p in model.lm.model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.5, generator=torch.Generator().manual_seed(0))
+    moved = backend.loglikelihood(prefix, conts)
+    context = backend.encode(prefix)
+    for cont, value in zip(conts, moved):
+        tokens = list(backend.tokenizer(cont, add_special_tokens=False)["input_ids"])
+        ids = torch.tensor([context + tokens])
+        eligible = torch.zeros_like(ids, dtype=torch.bool)
+        eligible[0, len(context) - 1 :] = True
+        with torch.no_grad():
+            logits = dense_logits(model.run(ids, None, eligible), *ids.shape)[0].float()
+        logp = torch.log_softmax(logits[len(context) - 1 : -1], -1)
+        assert value == pytest.approx(float(logp.gather(1, torch.tensor(tokens)[:, None]).sum()), abs=1e-4)
+    assert moved != pytest.approx(scored, abs=1e-3)
