@@ -180,6 +180,7 @@ def report(argv: list[str]) -> str:
              "| completion tokens first → last | step s (rollout / reference / update) |",
              "|---|---|---|---|---|---|---|"]  # fmt: skip
     arms: dict[str, list[float]] = {}
+    accs_by: dict[tuple[str, int], float] = {}
     splits: dict[str, list[float]] = {"rollout_s": [], "reference_s": [], "update_s": []}
     curves: dict[str, dict[str, tuple[list[float], list[float]]]] = {"reward": {}, "hidden": {}, "length": {}}
     for arm in sorted(runs, key=lambda a: ARMS.index(a) if a in ARMS else 99):
@@ -190,6 +191,7 @@ def report(argv: list[str]) -> str:
                 lo, hi = wilson(summary["test_correct"], summary["test_n"])
                 acc = summary["test_correct"] / summary["test_n"]
                 arms.setdefault(arm, []).append(acc)
+                accs_by[(arm, seed)] = acc
                 test = f"{acc:.3f} [{lo:.3f}, {hi:.3f}] (n={summary['test_n']})"
             else:
                 test = f"({summary.get('status')})"
@@ -199,8 +201,8 @@ def report(argv: list[str]) -> str:
                     splits[k].append(v)
             lines.append(
                 f"| {arm} | {seed} | {test} | {_window(records, 'reward', False):.3f} → "
-                f"{_window(records, 'reward', True):.3f} | {_window(records, 'hidden_share', False):.4f} → "
-                f"{_window(records, 'hidden_share', True):.4f} | {_window(records, 'length', False):.0f} → "
+                f"{_window(records, 'reward', True):.3f} | {_window(records, 'hidden_share', False):.5f} → "
+                f"{_window(records, 'hidden_share', True):.5f} | {_window(records, 'length', False):.0f} → "
                 f"{_window(records, 'length', True):.0f} | {sum(split):.1f} ({' / '.join(f'{s:.1f}' for s in split)}) |"
             )
             steps = [float(r["step"]) for r in records]
@@ -223,6 +225,23 @@ def report(argv: list[str]) -> str:
         b = json.loads(baseline_file.read_text())
         lo, hi = wilson(b["test_correct"], b["test_n"])
         lines.append(f"| untrained | – | {b['test_accuracy']:.3f} [{lo:.3f}, {hi:.3f}] | – | – |")
+    paired = {seed: (accs_by[("hrpo", seed)] - accs_by[("grpo", seed)]) for arm, seed in accs_by if arm == "hrpo"
+              and ("grpo", seed) in accs_by}  # fmt: skip
+    if paired:
+        diffs = list(paired.values())
+        spread = statistics.stdev(diffs) if len(diffs) > 1 else float("nan")
+        lines += ["", "HRPO − GRPO test accuracy, paired by seed (same training prompts, same LoRA init): "
+                  + ", ".join(f"s{k} {v:+.3f}" for k, v in sorted(paired.items()))
+                  + f"; mean {statistics.mean(diffs):+.3f}, sd {spread:.3f}"]  # fmt: skip
+    drifts = [(arm, seed, lambda_drift(path)) for arm in runs for seed, path in sorted(runs[arm].items())]
+    drifts = [d for d in drifts if d[2] is not None]
+    if drifts:
+        lines += ["", "| arm | seed | mean ΔΛ | ΔΛ from weight decay alone | rest (gradient): mean, sd |",
+                  "|---|---|---|---|---|"]  # fmt: skip
+        for arm, seed, d in drifts:
+            assert d is not None
+            lines.append(f"| {arm} | {seed} | {d['mean_change']:+.5f} | {d['decay_only_mean_change']:+.5f} | "
+                         f"{d['gradient_part_mean']:+.5f}, {d['gradient_part_sd']:.5f} |")  # fmt: skip
     if curves["reward"]:
         line_plot(folder / "reward.png", curves["reward"], title="train-hrpo: training reward (3-step mean)",
                   xlabel="step", ylabel="reward", ylim=(0, 1))  # fmt: skip
@@ -231,6 +250,45 @@ def report(argv: list[str]) -> str:
         line_plot(folder / "length.png", curves["length"], title="completion length (3-step mean)",
                   xlabel="step", ylabel="tokens")  # fmt: skip
     return "\n".join(lines)
+
+
+def lambda_drift(path: Path) -> dict[str, float] | None:
+    """How far Λ moved in a gated run, against what AdamW's decoupled weight decay alone does to it
+    (Λ ← Λ·(1 − lr_t·wd) each step): the mean change, the decay-only mean change, and the spread of
+    the rest (the gradient's part). None for runs without gates or without a checkpoint."""
+    import torch
+    from safetensors.torch import load_file
+
+    from reasonkit.hrpo.build import make_mixer
+    from reasonkit.hrpo.train import lr_factor
+
+    run = json.loads((path / "run.json").read_text())
+    saved = path / "checkpoint" / "policy" / "mixer.safetensors"
+    if run["mode"] not in ("hrpo", "raw-hidden") or not saved.is_file():
+        return None
+    state = json.loads((path / "checkpoint" / "trainer" / "state.json").read_text())
+    init = make_mixer(
+        run["mode"], 192, run["r_min"], run["r_max"], run["fixed_a"], run["seed"], torch.zeros(1)
+    )
+    assert init is not None
+    start, end = init.Lambda.detach(), load_file(saved)["Lambda"]
+    if start.shape != end.shape:  # not the built-in model's width: rebuild at the saved width
+        init = make_mixer(run["mode"], end.shape[0], run["r_min"], run["r_max"], run["fixed_a"], run["seed"],
+                          torch.zeros(1))  # fmt: skip
+        assert init is not None
+        start = init.Lambda.detach()
+    factor = 1.0
+    for step in range(int(state["step"])):
+        factor *= (
+            1.0 - run["lr_lambda"] * lr_factor(step, run["steps"], run["warmup_ratio"]) * run["weight_decay"]
+        )
+    decay_only = start * factor
+    return {
+        "mean_change": float((end - start).mean()),
+        "decay_only_mean_change": float((decay_only - start).mean()),
+        "gradient_part_mean": float((end - decay_only).mean()),
+        "gradient_part_sd": float((end - decay_only).std()),
+    }
 
 
 def _smooth(values: Sequence[float], window: int = 3) -> list[float]:
