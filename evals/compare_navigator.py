@@ -25,7 +25,7 @@ from typing import Any
 from reasonkit.backends.options import BackendOptions
 from reasonkit.config import parse_config
 from reasonkit.plots import bar_plot
-from reasonkit.rundir import atomic_write_json, atomic_write_text
+from reasonkit.rundir import atomic_write_json, atomic_write_text, claim
 from reasonkit.types import Problem, Trace
 
 #: Fixed sequences compared by default: plain steps, checked steps, decompose first, decompose only,
@@ -156,12 +156,22 @@ def compare(config: CompareConfig, backend: Any = None) -> list[dict[str, Any]]:
 
     ``backend`` replaces ``config.model`` with a LanguageModel object.
     """
-    from reasonkit.controller import Controller
-    from reasonkit.navigators.strategy import FixedSequence, RLoT
-    from reasonkit.strategies import CoT, Direct, SelfConsistency
+    from reasonkit.navigators.strategy import RLoT
 
     problems = heldout_problems(config)
     navigator = RLoT(config.navigator)  # fails early on a bad file
+    # one comparison per --out at a time (the strategies' own directories are claimed again inside)
+    with claim(config.out, {}, what="comparison"):
+        return _compare(config, backend, problems, navigator)
+
+
+def _compare(
+    config: CompareConfig, backend: Any, problems: list[Problem], navigator: Any
+) -> list[dict[str, Any]]:
+    from reasonkit.controller import Controller
+    from reasonkit.navigators.strategy import FixedSequence
+    from reasonkit.strategies import CoT, Direct, SelfConsistency
+
     if backend is None:
         backend = config.load(config.model)
     strategies: list[tuple[str, Any]] = [

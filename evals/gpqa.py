@@ -142,6 +142,7 @@ def load_gpqa(path: str | Path, subset: str = "diamond", seed: int = 0) -> list[
                 choices=tuple(row[OPTION_FIELDS[k]].strip() for k in order),
                 meta={
                     "benchmark": f"gpqa_{subset}",
+                    "redact": True,  # the authors ask that the questions stay off the web: no text in files
                     "domain": domain,
                     "subdomain": (row.get("Subdomain") or "").strip(),
                     "trace_meta": recorded,

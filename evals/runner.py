@@ -84,6 +84,12 @@ class EvalConfig(BackendOptions):
         default=DEFAULT_MATH_TIMEOUT, metadata={"help": "seconds allowed to grade one math answer"}
     )
     progress: bool = field(default=True, metadata={"help": "show a progress bar"})
+    keep_gpqa_text: bool = field(
+        default=False,
+        metadata={"help": "write GPQA's questions and the responses into records.jsonl; by default its records "
+                          "hold ids, answers, verdicts and SHA-256 digests, because GPQA's authors ask that its "
+                          "questions never appear in plain text online (the run directory is owner-only either way)"},
+    )  # fmt: skip
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -263,6 +269,7 @@ def run_eval(
         batch_size=config.batch_size,
         progress=config.progress,
         run_info=run_info,
+        keep_text=config.keep_gpqa_text,
     )
     with claim(config.out, {}):  # held until the report is written; the controller checks the identity
         result = controller.run(problems)

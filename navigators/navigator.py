@@ -38,6 +38,21 @@ class NavigatorFileError(ValueError):
     """A navigator file is missing, unreadable or not a reasonkit navigator."""
 
 
+#: (metadata key, default, largest accepted): checked before anything is built from them (a file
+#: claiming ``hidden: 100000`` would otherwise allocate a 40 TB network)
+_SIZES = (("obs_dim", 7, 64), ("n_actions", 5, 64), ("hidden", 32, 4096))
+
+
+def _size(path: Path, meta: dict[str, str], name: str, default: int, limit: int) -> int:
+    raw = meta.get(name, str(default))
+    if not raw.isdecimal() or not 1 <= int(raw) <= limit:
+        raise NavigatorFileError(
+            f"{path}: metadata {name}={raw!r} is not a whole number from 1 to {limit}; the file was not "
+            "written by `reasonkit train-navigator` or was edited: retrain or restore it"
+        )
+    return int(raw)
+
+
 @dataclass
 class Navigator:
     """A dueling Q-network over self-evaluation states, with its provenance."""
@@ -131,9 +146,14 @@ class Navigator:
                 f"{path} is navigator format version {meta.get('version')!r}; this reasonkit reads version "
                 f"{VERSION}: upgrade reasonkit or retrain the navigator"
             )
-        net = DuelingQNet(
-            int(meta.get("obs_dim", 7)), int(meta.get("n_actions", 5)), int(meta.get("hidden", 32))
-        )
+        sizes = {name: _size(path, meta, name, default, limit) for name, default, limit in _SIZES}
+        bad = sorted(name for name, tensor in tensors.items() if not bool(torch.isfinite(tensor).all()))
+        if bad:
+            raise NavigatorFileError(
+                f"{path}: weights {', '.join(bad)} hold NaN or infinite values (a diverged run?); use "
+                "the run's navigator-best.safetensors or retrain"
+            )
+        net = DuelingQNet(sizes["obs_dim"], sizes["n_actions"], sizes["hidden"])
         try:
             net.load_state_dict(tensors)
         except RuntimeError as exc:

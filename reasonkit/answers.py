@@ -111,9 +111,15 @@ def canonical_number(token: str) -> str | None:
     return format(value.normalize(), "f")
 
 
+_FACTORIAL = re.compile(r"\d\s*!")
+
+
 def _single_number(fragment: str) -> str | None:
-    """The number a short fragment states ("x = 5", "$18$ apples"), or None when it states none or several."""
+    """The number a short fragment states ("x = 5", "$18$ apples"), or None when it states none or several
+    ("5!" states 120, not 5: a factorial is not its operand)."""
     cleaned = _strip_latex(fragment)
+    if _FACTORIAL.search(cleaned):
+        return None
     if "=" in cleaned:
         cleaned = cleaned.rsplit("=", 1)[1]
     numbers = _NUMBER.findall(cleaned)
@@ -310,11 +316,17 @@ def grade_and_extract(
             math_index.append(i)
     if math_index:
         checked = (verifier or default_verifier()).check_many(
-            [(items[i][0], items[i][1]) for i in math_index]
+            [(items[i][0], _drop_full_stop(items[i][1])) for i in math_index]
         )
         for i, (verdict, extracted) in zip(math_index, checked):
             results[i] = (bool(verdict), normalize_math(extracted) if extracted else None)
     return results
+
+
+def _drop_full_stop(gold: str) -> str:
+    """A gold answer written as a sentence ("3.") means 3: Math-Verify reads it so, but not once it is
+    wrapped in ``\\boxed{}``. An ellipsis ("1, 2, ...") keeps its dots."""
+    return re.sub(r"(?<!\.)\.\s*$", "", gold.strip()) or gold
 
 
 # ---------------------------------------------------------------- the math worker process
@@ -356,30 +368,14 @@ def _serve_math_worker() -> None:
         protocol.flush()
 
 
-class MathVerifier:
-    """Math-Verify in a persistent worker process with a per-answer deadline that works in any thread.
+class _Worker:
+    """One Math-Verify worker process and the queue its stdout lines arrive on."""
 
-    ``verify_many`` sends answers one at a time and waits at most ``timeout`` seconds for each
-    verdict; past it the worker is killed and restarted and that answer gets ``None`` (no verdict).
-    Calls from several threads are serialised. ``timeouts`` and ``restarts`` count what happened.
-    """
-
-    def __init__(self, timeout: float = DEFAULT_MATH_TIMEOUT, startup_timeout: float = 120.0) -> None:
-        if timeout <= 0:
-            raise ValueError(f"timeout must be > 0 seconds, got {timeout}")
-        self.timeout = timeout
-        self.startup_timeout = startup_timeout
-        self.timeouts = 0
-        self.restarts = 0
-        self._lock = threading.Lock()
-        self._proc: subprocess.Popen[str] | None = None
-        self._lines: queue.Queue[str | None] = queue.Queue()
-
-    def _start(self) -> None:
+    def __init__(self, startup_timeout: float) -> None:
         root = str(Path(__file__).resolve().parents[1])
         env = dict(os.environ)
         env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
-        self._proc = subprocess.Popen(
+        self.proc = subprocess.Popen(
             [sys.executable, "-c", "from reasonkit.answers import _serve_math_worker; _serve_math_worker()"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -387,29 +383,86 @@ class MathVerifier:
             encoding="utf-8",
             env=env,
         )
-        self._lines = queue.Queue()
-        threading.Thread(target=_pump, args=(self._proc.stdout, self._lines), daemon=True).start()
-        hello = self._next_line(self.startup_timeout)
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=_pump, args=(self.proc.stdout, self.lines), daemon=True).start()
+        hello = self.next_line(startup_timeout)
         if hello is None or "ready" not in hello:
-            self._stop()
+            self.stop()
             detail = json.loads(hello).get("error", hello) if hello else "no reply"
             raise RuntimeError(f"the Math-Verify worker process did not start: {detail}")
 
-    def _next_line(self, timeout: float) -> str | None:
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def next_line(self, timeout: float) -> str | None:
         try:
-            return self._lines.get(timeout=timeout)
+            return self.lines.get(timeout=timeout)
         except queue.Empty:
             return None
 
-    def _stop(self) -> None:
-        proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        proc.kill()
-        proc.wait()
-        for stream in (proc.stdin, proc.stdout):
+    def ask(self, prediction: str, gold: str, timeout: float) -> tuple[bool, str | None] | None:
+        """One verdict, or None when the deadline passed or the worker died (then it is dead)."""
+        assert self.proc.stdin is not None
+        try:
+            self.proc.stdin.write(json.dumps({"pred": prediction, "gold": gold}) + "\n")
+            self.proc.stdin.flush()
+            reply = self.next_line(timeout)
+        except (BrokenPipeError, OSError):
+            reply = None
+        if reply is None:
+            self.stop()
+            return None
+        answer = json.loads(reply)
+        return bool(answer["ok"]), answer.get("pred")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        for stream in (self.proc.stdin, self.proc.stdout):
             if stream is not None:
                 stream.close()
+
+
+class MathVerifier:
+    """Math-Verify in worker processes with a per-answer deadline that holds in any thread.
+
+    Each call takes an idle worker or starts one, so concurrent callers never queue behind each other:
+    with four threads each answer still gets its own ``timeout`` (plus, the first time a thread needs
+    a fresh worker, its start-up). Past the deadline that worker is killed and the answer gets ``None``
+    (no verdict). At most ``keep`` idle workers are kept between calls. ``timeouts`` and ``restarts``
+    count what happened.
+    """
+
+    def __init__(
+        self, timeout: float = DEFAULT_MATH_TIMEOUT, startup_timeout: float = 120.0, keep: int = 4
+    ) -> None:
+        if timeout <= 0:
+            raise ValueError(f"timeout must be > 0 seconds, got {timeout}")
+        self.timeout = timeout
+        self.startup_timeout = startup_timeout
+        self.keep = keep
+        self.timeouts = 0
+        self.restarts = 0
+        self._lock = threading.Lock()
+        self._idle: list[_Worker] = []
+
+    def _take(self) -> _Worker:
+        with self._lock:
+            while self._idle:
+                worker = self._idle.pop()
+                if worker.alive():
+                    return worker
+                worker.stop()
+                self.restarts += 1
+        return _Worker(self.startup_timeout)
+
+    def _give(self, worker: _Worker) -> None:
+        with self._lock:
+            if worker.alive() and len(self._idle) < self.keep:
+                self._idle.append(worker)
+                return
+        worker.stop()
 
     def verify_many(self, pairs: Sequence[tuple[str, str]]) -> list[bool | None]:
         """``verify(parse(gold), parse(prediction))`` for each ``(prediction, gold)``; None on timeout."""
@@ -418,33 +471,43 @@ class MathVerifier:
     def check_many(self, pairs: Sequence[tuple[str, str]]) -> list[tuple[bool | None, str | None]]:
         """:meth:`verify_many`'s verdicts with the answer string Math-Verify read from each prediction."""
         out: list[tuple[bool | None, str | None]] = []
-        with self._lock:
+        worker: _Worker | None = None
+        try:
             for prediction, gold in pairs:
-                if self._proc is None or self._proc.poll() is not None:
-                    if self._proc is not None:
+                if worker is None:
+                    worker = self._take()
+                verdict = worker.ask(prediction, gold, self.timeout)
+                if verdict is None:  # deadline passed, or the worker died on this answer
+                    with self._lock:
+                        self.timeouts += 1
                         self.restarts += 1
-                    self._stop()
-                    self._start()
-                assert self._proc is not None and self._proc.stdin is not None
-                try:
-                    self._proc.stdin.write(json.dumps({"pred": prediction, "gold": gold}) + "\n")
-                    self._proc.stdin.flush()
-                    reply = self._next_line(self.timeout)
-                except (BrokenPipeError, OSError):
-                    reply = None
-                if reply is None:  # deadline passed, or the worker died on this answer
-                    self.timeouts += 1
-                    self._stop()
-                    self.restarts += 1
+                    worker = None
                     out.append((None, None))
                     continue
-                answer = json.loads(reply)
-                out.append((bool(answer["ok"]), answer.get("pred")))
+                out.append(verdict)
+        finally:
+            if worker is not None:
+                self._give(worker)
         return out
+
+    def warm(self, count: int) -> None:
+        """Start idle workers until ``count`` (at most ``keep``) wait, e.g. before a threaded server starts."""
+        started: list[_Worker] = []
+        while self.workers() + len(started) < min(count, self.keep):
+            started.append(_Worker(self.startup_timeout))
+        for worker in started:
+            self._give(worker)
+
+    def workers(self) -> int:
+        """Idle worker processes kept for the next calls."""
+        with self._lock:
+            return len(self._idle)
 
     def close(self) -> None:
         with self._lock:
-            self._stop()
+            idle, self._idle = self._idle, []
+        for worker in idle:
+            worker.stop()
 
 
 def _pump(stream: IO[str] | None, lines: queue.Queue[str | None]) -> None:

@@ -77,6 +77,9 @@ class Controller:
     budget: Budget = UNLIMITED
     progress: bool = True
     run_info: dict[str, Any] = field(default_factory=dict)
+    #: write the text of problems whose ``meta["redact"]`` is set (GPQA) into records.jsonl; by default
+    #: their records keep ids, answers, verdicts and costs, with SHA-256 digests in place of text
+    keep_text: bool = False
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -134,6 +137,9 @@ class Controller:
             warn_outside_training(self.backend, (p.kind for p in todo), "this problem set")
         start = time.perf_counter()
         previous_wall = self._previous_wall() if done else 0.0
+        redact = {p.id for p in problems if p.meta.get("redact")} if not self.keep_text else set()
+        if redact and self.run_dir is not None:  # owner-only: the directory, and so every file in it
+            self.run_dir.chmod(0o700)
         appender = JsonlAppender(self.records_path) if self.records_path else None
         bar = progress_bar(
             len(problems), initial=len(done), enabled=self.progress, desc=self.strategy.name, unit="problem"
@@ -147,7 +153,8 @@ class Controller:
                 for trace in traces:
                     done[trace.problem_id] = trace
                     if appender is not None:
-                        appender.write(trace.to_json())
+                        stored = trace.redacted() if trace.problem_id in redact else trace
+                        appender.write(stored.to_json())
                 if self.run_dir is not None:  # the time so far survives a kill (a resume adds to it)
                     atomic_write_json(
                         self._wall_path, {"wall_seconds": previous_wall + time.perf_counter() - start}

@@ -12,10 +12,11 @@ produces is a :class:`Trace`; a trace serialises to one JSON line (``Trace.to_js
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 ProblemKind = Literal["math", "int", "choice", "arith"]
@@ -278,6 +279,20 @@ class Trace:
             meta=dict(data.get("meta") or {}),
         )
 
+    def redacted(self) -> Trace:
+        """This trace without the problem's text: every step's prompt, output and sampled texts become
+        ``sha256:`` digests (equal texts, equal digests); ids, answers, verdicts, costs stay. A run
+        directory of an encrypted benchmark (GPQA) stores traces so, unless asked to keep the text."""
+        steps = []
+        for step in self.steps:
+            meta = dict(step.meta)
+            if isinstance(meta.get("samples"), list):
+                meta["samples"] = [text_digest(str(t)) for t in meta["samples"]]
+            steps.append(
+                replace(step, prompt=text_digest(step.prompt), output=text_digest(step.output), meta=meta)
+            )
+        return replace(self, steps=tuple(steps), meta={**self.meta, "redacted": True})
+
     def to_json(self) -> str:
         """One line of JSON (no newlines inside), suitable for a JSONL record."""
         return json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":"))
@@ -285,6 +300,11 @@ class Trace:
     @classmethod
     def from_json(cls, line: str) -> Trace:
         return cls.from_dict(json.loads(line))
+
+
+def text_digest(text: str) -> str:
+    """``sha256:`` + the first 16 hex digits of the text's SHA-256: shows two texts were equal, not what they said."""
+    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
 def prompt_text(prompt: Prompt) -> str:

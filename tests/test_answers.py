@@ -261,6 +261,50 @@ def test_math_grading_from_threads():
     assert sorted(results) == [False] * 3 + [True] * 3
 
 
+def test_each_threads_deadline_holds_under_concurrency():
+    """Four threads, each with a hostile answer first: before the worker pool, one worker served every
+    call in turn, so the last thread waited for everyone's deadlines (35.7 s against 10 s)."""
+    verifier = MathVerifier(timeout=2.0)
+    verifier.warm(4)  # start-up is not the deadline's business
+    assert verifier.workers() == 4
+    took: list[float] = []
+    verdicts: list[list[bool | None]] = []
+    lock = threading.Lock()
+
+    def grade() -> None:
+        start = time.monotonic()
+        got = verifier.verify_many([(r"\boxed{(10^{10^{10}})!}", "1")])  # hostile: hits the deadline
+        with lock:
+            took.append(time.monotonic() - start)
+            verdicts.append(got)
+
+    try:
+        threads = [threading.Thread(target=grade) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert verdicts == [[None]] * 4 and verifier.timeouts == 4
+        # each call waits for its own 2 s deadline only; served in turn, the last would wait >= 8 s
+        assert max(took) < 5.0, took
+        assert verifier.verify_many([(r"\boxed{2}", "2")]) == [True]  # and grading goes on
+    finally:
+        verifier.close()
+    assert verifier.workers() == 0
+
+
+def test_factorial_in_a_box_is_not_its_operand():
+    assert not is_correct(r"\boxed{5!}", "5", "int")
+    assert is_correct(r"\boxed{120}", "120", "int")
+    assert extract_int(r"so \boxed{5\!} apples") == "5"  # \! is a LaTeX thin space, not a factorial
+
+
+def test_a_gold_answer_ending_in_a_full_stop():
+    assert is_correct(r"\boxed{3}", "3.", "math")
+    assert not is_correct(r"\boxed{4}", "3.", "math")
+    assert is_correct(r"\boxed{3}", "3.", "int")
+
+
 EXTRACTORS = [extract_boxed, extract_int, extract_choice, extract_math]
 PIECES = [
     "\\boxed{",

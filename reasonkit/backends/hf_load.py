@@ -202,6 +202,27 @@ def _quiet_local_load(local: bool) -> Iterator[None]:
             hf_logging.enable_progress_bar()
 
 
+def _check_weights(model: Any, info: dict[str, Any], spec: str) -> None:
+    """Refuse a reasonkit-format checkpoint whose weights do not cover its config exactly: transformers
+    would initialise the missing ones at random and ignore the extra ones, silently."""
+    if getattr(getattr(model, "config", None), "model_type", None) != "reasonkit_gated_lm":
+        return  # other models: transformers' own rules (and warnings) for their formats
+    problems = {
+        name: sorted(map(str, info.get(name) or ()))
+        for name in ("missing_keys", "unexpected_keys", "mismatched_keys")
+    }
+    problems = {k: v for k, v in problems.items() if v}
+    if problems:
+        listed = "; ".join(
+            f"{k.replace('_', ' ')}: {', '.join(v[:6])}{' …' if len(v) > 6 else ''}"
+            for k, v in problems.items()
+        )
+        raise BackendError(
+            f"could not load model {spec!r}: its weights do not match its config.json ({listed}). Fix: the "
+            "config and model.safetensors come from different exports; restore both from one"
+        )
+
+
 def load(
     spec: str,
     *,
@@ -222,20 +243,29 @@ def load(
             source, trust_remote_code=trust_remote_code, local_files_only=local_only
         )
         with _quiet_local_load(local_only):
-            model = AutoModelForCausalLM.from_pretrained(
+            loaded: Any = AutoModelForCausalLM.from_pretrained(
                 source,
                 dtype=resolve_dtype(dtype, on_cpu),
                 trust_remote_code=trust_remote_code,
                 local_files_only=local_only,
+                output_loading_info=True,
                 **place,
             )
-    except (OSError, ValueError, KeyError, ImportError) as exc:
+            model, info = loaded
+    except Exception as exc:  # transformers, safetensors and the configs raise many types for one cause
         hint = ""
         if "trust_remote_code" in str(exc):
             hint = " (the checkpoint ships custom code: pass trust_remote_code=True if you trust it)"
         elif _models_import_error is not None:
             hint = f" (reasonkit.models failed to import: {_models_import_error})"
-        raise BackendError(missing_model_message(spec, f"{type(exc).__name__}: {exc}{hint}")) from exc
+        reason = f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:300]}{hint}"
+        if directory is not None:  # the files are here and wrong: no download will fix them
+            raise BackendError(
+                f"could not load model {spec!r}: {reason}. Fix: the directory {directory} does not hold a loadable "
+                "model (a damaged or hand-edited file?): export or copy it again, or point at another model"
+            ) from exc
+        raise BackendError(missing_model_message(spec, reason)) from exc
+    _check_weights(model, info, spec)
     if directory is None:  # downloaded just now: the snapshot holds reasonkit.json when the repo has one
         directory = _cached_snapshot(spec)
     return Loaded(model=model, tokenizer=tokenizer, directory=directory)

@@ -94,6 +94,12 @@ class PromptPack:
             for i, c in enumerate(problem.choices or ())
         )
         template = self._per_kind(self._data.get("problem", "{{question}}"), problem.kind)
+        if problem.choices and "{{choices}}" not in template:
+            raise ValueError(
+                f"prompt pack {self.name!r} cannot show the options of multiple-choice problem {problem.id!r} "
+                f"(its problem template for kind {problem.kind!r} has no {{{{choices}}}}), so a score would mean "
+                "nothing: use a model that speaks the natural pack, or give the pack a template with {{choices}}"
+            )
         return fill(template, {"question": problem.question, "choices": choices})
 
     def _render(self, call: str, problem: Problem, steps: Sequence[str], **extra: object) -> Prompt:

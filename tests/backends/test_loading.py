@@ -175,3 +175,31 @@ def test_layer_path_specs(model_dir):
 def test_bad_layer_path_specs_name_the_fix(spec, needle):
     with pytest.raises(ValueError, match=needle):
         load_backend(spec)
+
+
+@pytest.mark.parametrize(
+    ("edit", "needle"),
+    [
+        (lambda c: c.update(hidden_size="abc"), "hidden_size must be a positive whole number, got 'abc'"),
+        (lambda c: c.update(hidden_size=256), "num_heads=6 does not divide hidden_size=256"),
+        (  # two more layers than the weights hold: an error, not two random layers
+            lambda c: c.update(num_hidden_layers=10, mixer_types=[*c["mixer_types"], "gla", "attn"]),
+            "weights do not match its config.json (missing keys: model.layers.8.",
+        ),
+        (None, "SafetensorError"),  # a truncated weight file
+    ],
+)
+def test_a_broken_model_directory_is_one_clear_error(tmp_path, edit, needle):
+    broken = tmp_path / "model"
+    shutil.copytree(loading.BUILTIN_DIR, broken)
+    if edit is None:
+        data = (broken / "model.safetensors").read_bytes()
+        (broken / "model.safetensors").write_bytes(data[: len(data) // 3])
+    else:
+        config = json.loads((broken / "config.json").read_text())
+        edit(config)
+        (broken / "config.json").write_text(json.dumps(config))
+    with pytest.raises(BackendError) as err:
+        load_backend(str(broken))
+    message = str(err.value)
+    assert needle in message and str(broken) in message and "download" not in message

@@ -176,3 +176,77 @@ def test_a_request_past_its_deadline_is_cancelled_with_504(builtin):
 def test_a_non_loopback_address_needs_an_api_key():
     with pytest.raises(ConfigError, match=r"--host 0\.0\.0\.0 .*--api-key.*--insecure-no-api-key"):
         serve_command(["--host", "0.0.0.0", "--port", "0"])
+
+
+def _rss_bytes() -> int:
+    """This process's resident memory (the server's threads run in it)."""
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmRSS")
+
+
+def test_soak_every_attack_in_turn_with_memory_bounded(server):
+    """Each attack of issue 16, three rounds on one server: a normal request is answered within 2 s
+    after every one, and the process's memory stays bounded (before: a 2 MB prompt alone drove it
+    past 10 GB with no reply). Bounded in count and time: about 30 s."""
+    pytest.importorskip("resource")
+    if not __import__("os").path.exists("/proc/self/status"):
+        pytest.skip("needs /proc to read resident memory")
+    attacks = {
+        "2 MB prompt": lambda: post(server, {"prompt": "<q>" + "1+" * 1_000_000 + "1", "max_tokens": 4}),
+        "max_tokens 1e9": lambda: post(server, {"prompt": "<q>1+2", "max_tokens": 10**9}),
+        "10,000 prompts": lambda: post(server, {"prompt": ["<q>1"] * 10_000, "max_tokens": 2}),
+        "nested JSON": lambda: raw(
+            server,
+            b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 200000\r\nConnection: close\r\n\r\n"
+            + b"[" * 100_000
+            + b"]" * 100_000,
+        ),
+        "other method": lambda: raw(
+            server, b"PUT /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"
+        ),
+        "long URL": lambda: raw(server, b"GET /" + b"a" * 70_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n"),
+    }
+
+    def burst() -> tuple[int, dict]:  # 100 simultaneous connections and 200 idle ones
+        idle = [socket.create_connection((server.host, server.port)) for _ in range(200)]
+        try:
+            with ThreadPoolExecutor(100) as pool:
+                codes = list(
+                    pool.map(
+                        lambda _: raw(
+                            server, b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                        )[0],
+                        range(100),
+                    )
+                )
+        finally:
+            for s in idle:
+                s.close()
+        return (200 if codes == [200] * 100 else 500), {}
+
+    attacks["connection burst"] = burst
+    answers_quickly(server)
+    baseline = peak = _rss_bytes()
+    stop = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not stop.is_set():
+            peak = max(peak, _rss_bytes())
+            time.sleep(0.02)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        for _ in range(3):
+            for name, attack in attacks.items():
+                status, _ = attack()
+                assert status in (200, 400, 405, 413, 414), f"{name}: HTTP {status}"
+                answers_quickly(server)
+    finally:
+        stop.set()
+        sampler.join()
+    assert peak - baseline < 512 * 2**20, f"resident memory grew by {(peak - baseline) / 2**20:.0f} MiB"

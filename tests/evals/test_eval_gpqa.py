@@ -119,3 +119,50 @@ def test_bad_files_and_options(tmp_path):
     empty.mkdir()
     with pytest.raises(GPQAError, match=r"holds no GPQA dataset\.zip"):
         load_gpqa(empty)
+
+
+def test_gpqa_records_hold_no_text_and_the_run_is_owner_only(tmp_path, tiny_model_dir):
+    """GPQA's text never lands in a run directory unless asked for, and the directory is owner-only."""
+    import json
+    import stat
+
+    from reasonkit.evals.runner import eval_command
+    from reasonkit.rundir import read_jsonl
+
+    csv_path = tmp_path / "gpqa_main.csv"
+    csv_path.write_text(fake_csv([fake_row(i) for i in range(3)]), encoding="utf-8")
+    common = ["--bench", "gpqa_main", "--data", str(csv_path), "--model", str(tiny_model_dir),
+              "--strategy", "sc", "--n", "2", "--max-new-tokens", "4", "--progress", "false"]  # fmt: skip
+    out = tmp_path / "run"
+    assert eval_command([*common, "--out", str(out)]) == 0
+    assert stat.S_IMODE(out.stat().st_mode) == 0o700
+    written = "".join(p.read_text(errors="replace") for p in out.iterdir() if p.is_file())
+    assert "made-up question" not in written and "right 0" not in written and "wrong a0" not in written
+    records = read_jsonl(out / "records.jsonl")
+    assert [r["problem_id"] for r in records] == [f"gpqa-main-rec{i:03d}" for i in range(3)]
+    assert all(r["meta"]["redacted"] and r["answer"] in (None, *"ABCD") for r in records)
+    step = records[0]["steps"][0]
+    assert step["prompt"].startswith("sha256:") and all(
+        s.startswith("sha256:") for s in step["meta"]["samples"]
+    )
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["n"] == 3
+    assert eval_command([*common, "--out", str(out)]) == 0  # a redacted run resumes
+    assert len(read_jsonl(out / "records.jsonl")) == 3
+
+    kept = tmp_path / "kept"
+    assert eval_command([*common, "--out", str(kept), "--keep-gpqa-text", "true"]) == 0
+    assert "made-up question 0" in (kept / "records.jsonl").read_text()
+
+
+def test_a_pack_that_cannot_show_the_options_refuses_gpqa(tmp_path):
+    from reasonkit.evals.runner import eval_command
+
+    csv_path = tmp_path / "gpqa_main.csv"
+    csv_path.write_text(fake_csv([fake_row(0)]), encoding="utf-8")
+    out = tmp_path / "run"
+    argv = ["--bench", "gpqa_main", "--data", str(csv_path), "--model", "builtin", "--out", str(out),
+            "--progress", "false"]  # fmt: skip
+    with pytest.raises(ValueError, match="prompt pack 'compact' cannot show the options"):
+        eval_command(argv)
+    assert not (out / "records.jsonl").exists() or not (out / "records.jsonl").read_text()

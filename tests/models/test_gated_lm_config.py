@@ -75,7 +75,10 @@ def test_json_round_trip_keeps_every_field(tmp_path):
             dict(hidden_size=32, num_heads=4, slstm_num_heads=5),
             "slstm_num_heads=5 must be positive and divide",
         ),
-        (dict(vocab_size=0), "vocab_size must be a positive integer"),
+        (dict(vocab_size=0), "vocab_size must be a positive whole number"),
+        (dict(hidden_size="abc"), "hidden_size must be a positive whole number, got 'abc'"),
+        (dict(num_heads=2.5), "num_heads must be a positive whole number, got 2.5"),
+        (dict(rope_theta="big"), "rope_theta must be a number, got 'big'"),
     ],
 )
 def test_bad_config_raises_one_clear_error(fields, message):

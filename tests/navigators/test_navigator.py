@@ -91,3 +91,32 @@ def test_presets_load_by_name():
         assert preset_path(name).is_file()
     with pytest.raises(ValueError, match="unknown navigator preset"):
         preset_path("no-such-preset")
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "needle"),
+    [
+        ("hidden", "100000", "hidden='100000' is not a whole number from 1 to 4096"),  # 40 TB before
+        ("hidden", "abc", "hidden='abc' is not a whole number"),
+        ("obs_dim", "-7", "obs_dim='-7'"),
+        ("n_actions", "0", "n_actions='0'"),
+    ],
+)
+def test_metadata_sizes_are_checked_before_anything_is_built(tmp_path, field, value, needle):
+    path = tmp_path / "edited.safetensors"
+    meta = {"format": "reasonkit-navigator", "version": "1", **META, field: value}
+    save_file(DuelingQNet().state_dict(), path, metadata=meta)
+    with pytest.raises(NavigatorFileError, match=needle) as err:
+        Navigator.load(path)
+    assert str(path) in str(err.value)
+
+
+def test_non_finite_weights_are_refused(tmp_path):
+    nav = _navigator()
+    path = nav.save(tmp_path / "nav.safetensors")
+    weights = {k: v.clone() for k, v in nav.net.state_dict().items()}
+    name = sorted(weights)[0]
+    weights[name].view(-1)[3] = float("nan")
+    save_file(weights, path, metadata=nav.metadata)
+    with pytest.raises(NavigatorFileError, match=rf"{path}: weights {name} hold NaN or infinite"):
+        Navigator.load(path)

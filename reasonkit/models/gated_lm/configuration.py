@@ -124,6 +124,7 @@ class GatedLMConfig(PreTrainedConfig):
                     f"{LEGACY_MIXER_TYPES}={legacy}; keep only mixer_types"
                 )
             self.mixer_types = legacy
+        self._check_types()  # before the defaults derived from the sizes
         if self.mixer_types is None:
             self.mixer_types = default_layer_types(self.num_hidden_layers)
         else:
@@ -150,11 +151,25 @@ class GatedLMConfig(PreTrainedConfig):
 
     def check(self) -> None:
         """Raise ``ValueError`` naming the bad field and the fix; called on construction and load."""
-        for name in ("vocab_size", "hidden_size", "num_hidden_layers", "num_heads", "gla_gate_low_rank_dim"):
-            if getattr(self, name) <= 0:
-                raise ValueError(
-                    f"GatedLMConfig.{name} must be a positive integer, got {getattr(self, name)}"
-                )
+        self._check_types()
+        assert self.mixer_types is not None and self.num_kv_heads is not None
+        self._check_shapes()
+
+    def _check_types(self) -> None:
+        """Sizes are positive whole numbers and rates are numbers (a config.json edited by hand may not be)."""
+        counts = ("vocab_size", "hidden_size", "num_hidden_layers", "num_heads", "num_kv_heads", "slstm_num_heads",
+                  "gla_gate_low_rank_dim", "intermediate_size", "head_dim")  # fmt: skip
+        for name in counts:
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
+                raise ValueError(f"GatedLMConfig.{name} must be a positive whole number, got {value!r}")
+        numbers = ("gla_expand_k", "gla_expand_v", "gla_gate_logit_normalizer", "rms_norm_eps", "rope_theta")
+        for name in numbers:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f"GatedLMConfig.{name} must be a number, got {value!r}")
+
+    def _check_shapes(self) -> None:
         assert self.mixer_types is not None and self.num_kv_heads is not None
         unknown = sorted({t for t in self.mixer_types if t not in LAYER_TYPES})
         if unknown:
