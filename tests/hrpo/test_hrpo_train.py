@@ -85,6 +85,16 @@ def test_grpo_mode_has_no_mixer_and_loads_as_the_plain_fine_tuned_model(tmp_path
     assert load_backend(f"hrpo:{tmp_path}").hooks is None
 
 
+@pytest.mark.parametrize("extra", [["--mode", "raw-hidden"], ["--mode", "fixed-interp"], ["--two-pass"]])
+def test_the_ablations_and_the_two_pass_option_train_and_load(tmp_path, tiny_model_dir, extra):
+    run(tmp_path, tiny_model_dir, "--steps", "1", "--test-problems", "0", *extra)
+    record = read_jsonl(tmp_path / "metrics.jsonl")[0]
+    assert record["hidden_share"] > 0 and record["grad_norm"] is not None
+    backend = load_backend(f"hrpo:{tmp_path}")
+    assert backend.hooks is not None and backend.hooks.mixer is not None
+    assert backend.hooks.hidden_source == ("last_hidden" if "raw-hidden" in extra else "projection")
+
+
 def test_a_rerun_resumes_and_a_run_with_other_settings_is_refused(tmp_path, tiny_model_dir):
     run(tmp_path, tiny_model_dir, "--max-minutes", "0")  # stops (resumably) after its first step
     assert [r["step"] for r in read_jsonl(tmp_path / "metrics.jsonl")] == [1]
