@@ -30,6 +30,11 @@ class ControlsConfig:
     """Controls with the search's budget: reasonkit eval cola-controls RUN"""
 
     run: str = field(default="", metadata={"help": "run directory of `reasonkit cola search`"})
+    problems: int | None = field(
+        default=None,
+        metadata={"help": "control only the first N searched problems (default: all; the table then "
+                          "compares MCTS on the same N)"},
+    )  # fmt: skip
     temperature: float = field(default=0.7, metadata={"help": "temperature of the pass@K samples"})
     seed: int = field(default=0, metadata={"help": "seed of the samples and of the random path order"})
     batch_size: int = field(default=64, metadata={"help": "rows per model call"})
@@ -41,6 +46,8 @@ class ControlsConfig:
             raise ValueError("give the search run directory: reasonkit eval cola-controls RUN")
         if self.temperature <= 0 or self.batch_size < 1:
             raise ValueError("--temperature must be > 0 and --batch-size >= 1")
+        if self.problems is not None and self.problems < 1:
+            raise ValueError(f"--problems must be >= 1, got {self.problems}")
 
 
 def random_order(grammar: Any, seed: int, limit: int = 200_000) -> list[tuple[int, ...]]:
@@ -61,6 +68,7 @@ def run_controls(config: ControlsConfig, backend: Any = None) -> dict[str, Any]:
 
     run = Path(config.run)
     search, records = load_run(run)
+    records = records[: config.problems] if config.problems is not None else records
     by_id = {p.id: p for p in select_problems(search)}
     missing = [r.problem_id for r in records if r.problem_id not in by_id]
     if missing:
@@ -97,7 +105,7 @@ def run_controls(config: ControlsConfig, backend: Any = None) -> dict[str, Any]:
         table.close()
         default = [scorer.cached(r, scorer.default_path) for r in rows]
         summary = _summarize(records, default, random_correct, samples, budgets, scorer.num_layers)
-        summary.update({"temperature": config.temperature, "seed": config.seed})
+        summary.update({"problems": len(records), "temperature": config.temperature, "seed": config.seed})
         atomic_write_json(run / "controls.json", summary)
         write_run_report(run)
     return summary
@@ -147,7 +155,7 @@ def _summarize(
         "wrong fixed by sampling only, vs MCTS": sum(sample_any[r] and not mcts_any[r] for r in wrong),
     }
     return {
-        "note": f"K = the distinct paths the search scored for each problem (mean {calls}); every row spends "
+        "note": f"The first {n} searched problems. K = the distinct paths the search scored for each problem (mean {calls}); every row spends "
         "K model calls per problem and is graded with the answer key (oracle).",
         "methods": methods,
         "paired": paired,
