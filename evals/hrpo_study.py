@@ -2,13 +2,14 @@
 
     python -m reasonkit.evals.hrpo_study baseline --out runs/hrpo/baseline.json --ops 5 6
     python -m reasonkit.evals.hrpo_study bench --out runs/hrpo/bench.json
+    python -m reasonkit.evals.hrpo_study channel --out runs/hrpo/channel.json --temperature 1.0
     python -m reasonkit.evals.hrpo_study report runs/hrpo            # markdown table + curves.png
 
 ``baseline`` scores the model before training on the test problems every ``train-hrpo`` arm is
 scored on (greedy CoT, the same token budget). ``bench`` times, in one process and alternating so that
 machine load hits both alike, the batched hybrid decode of an HRPO rollout against the same model's
 plain batched decode (the GRPO rollout through the same white-box loop, and transformers' ``generate``),
-tokens per second. ``report`` reads every ``ARM-sSEED`` run directory under a folder: test accuracy
+tokens per second. ``channel`` measures how far h is from the sampled token's embedding in a rollout. ``report`` reads every ``ARM-sSEED`` run directory under a folder: test accuracy
 with a Wilson interval per run, per-arm mean and seed spread, reward / hidden share / length at the
 start and the end of training, the step's time split, and curves of every run in one figure.
 """
@@ -155,6 +156,48 @@ def bench(argv: list[str]) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def channel(argv: list[str]) -> dict[str, Any]:
+    """What the hidden channel carries at the start: one HRPO rollout of the untrained policy, and at
+    its thinking columns the cosine and relative distance between h and the token's embedding ê and
+    the probability of the sampled token (h = ê exactly when that probability is 1)."""
+    import torch
+
+    from reasonkit.backends.loading import load_backend
+    from reasonkit.hrpo.build import build_policy, decode_hooks
+    from reasonkit.hrpo.rollout import rollout_generator, sample
+    from reasonkit.kit.base import resolve_pack
+    from reasonkit.tasks import arith
+
+    torch.set_num_threads(1)
+    rows = int(_option(argv, "--rows", "16"))
+    tau = float(_option(argv, "--temperature", "1.0"))
+    ops = [int(k) for k in _option(argv, "--ops", ["5", "6"], many=True)]
+    base: Any = load_backend(_option(argv, "--model", "builtin"), threads=1)
+    pack = resolve_pack(None, base)
+    prompts = [base.encode(pack.cot(p)) for p in arith.generate(rows, split="train", seed=0, n_ops=ops)]
+    policy = build_policy(base.model.float(), base.tokenizer, mode="hrpo", temperature=tau, top_k=50,
+                          lora_rank=None, lora_alpha=None, r_min=0.99, r_max=0.999, fixed_a=None, seed=0)  # fmt: skip
+    card = {"mode": "hrpo", "temperature": tau, "top_k": 50, "delimiter": "The answer is"}
+    hooks = decode_hooks(policy.mixer, base.tokenizer, card, record=True)
+    rollout = sample(policy.lm, hooks, prompts, [rollout_generator(0, 0, i, 0) for i in range(rows)],
+                     max_new_tokens=256, top_k=50, eos_ids=sorted(base.eos_ids),
+                     stop=tuple(pack.sampling("cot", "arith").stop), pad_id=base.pad_id)  # fmt: skip
+    assert rollout.hidden is not None
+    with torch.no_grad():
+        embeds = policy.lm.embed(rollout.input_ids)
+    mask = rollout.thinking
+    h, e = rollout.hidden[mask], embeds[mask].float()
+    cos = torch.nn.functional.cosine_similarity(h, e, dim=-1)
+    chosen = torch.exp(rollout.logprobs[mask])
+    return {
+        "rows": rows, "temperature": tau, "ops": ops, "thinking_tokens": int(mask.sum()),
+        "cos_h_e_mean": round(float(cos.mean()), 5), "share_cos_above_0.99": round(float((cos > 0.99).float().mean()), 4),
+        "relative_distance_mean": round(float(((h - e).norm(dim=-1) / e.norm(dim=-1)).mean()), 5),
+        "p_sampled_mean": round(float(chosen.mean()), 5), "share_p_above_0.9": round(float((chosen > 0.9).float().mean()), 4),
+        "hidden_share_mean": round(float(rollout.shares.mean()), 5),
+    }  # fmt: skip
+
+
 def _runs(folder: Path) -> dict[str, dict[int, Path]]:
     found: dict[str, dict[int, Path]] = {}
     for path in sorted(folder.iterdir()):
@@ -297,7 +340,7 @@ def _smooth(values: Sequence[float], window: int = 3) -> list[float]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    if not args or args[0] not in ("baseline", "bench", "report"):
+    if not args or args[0] not in ("baseline", "bench", "channel", "report"):
         print(__doc__)
         return 2
     command, rest = args[0], args[1:]
@@ -306,7 +349,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(text)
         (Path(rest[0]) / "report.md").write_text(text + "\n", encoding="utf-8")
         return 0
-    result = baseline(rest) if command == "baseline" else bench(rest)
+    result = {"baseline": baseline, "bench": bench, "channel": channel}[command](rest)
     print(json.dumps(result, indent=1))
     out = _option(rest, "--out")
     if out:
