@@ -311,6 +311,7 @@ SUBCOMMANDS: dict[str, str] = {
     "compare": "reasonkit.evals.report:compare_command",
     "navigator": "reasonkit.evals.compare_navigator:compare_command",
     "lm": "reasonkit.evals.builtin_lm:evaluate_command",
+    "own-mistakes": "reasonkit.evals.own_mistakes:own_mistakes_command",
     "cola-controls": "reasonkit.evals.cola_controls:controls_command",
     "cola-recall": "reasonkit.evals.cola_recall:recall_command",
     "tah": "reasonkit.evals.tah_study:study_command",

@@ -95,7 +95,14 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
 def run_identity(cfg: TrainLMConfig) -> dict[str, Any]:
     """The settings that define a train-lm run (a resumed run must match them)."""
     now = config_to_dict(cfg)
-    return {k: now[k] for k in IDENTITY_FIELDS}
+    identity = {k: now[k] for k in IDENTITY_FIELDS}
+    if cfg.extra_data:  # the file's content, not only its name, defines the run
+        import hashlib
+
+        identity["extra_data_sha256"] = hashlib.sha256(
+            Path(cfg.extra_data).expanduser().read_bytes()
+        ).hexdigest()
+    return identity
 
 
 def check_resumable(stored: dict[str, Any], cfg: TrainLMConfig, path: Path) -> None:

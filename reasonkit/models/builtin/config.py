@@ -15,6 +15,9 @@ from typing import Literal
 #: schedule (metrics.jsonl records the learning rate actually used).
 IDENTITY_FIELDS: tuple[str, ...] = (
     "seed",
+    "finetune_from",
+    "extra_data",
+    "extra_share",
     "hidden_size",
     "num_layers",
     "layer_types",
@@ -55,6 +58,24 @@ class TrainLMConfig:
             "builtin) at the step its reasonkit.json records: same data stream and schedule, fresh "
             "optimizer (the rate re-warms over warmup_steps); for when checkpoint.pt is lost"
         ),
+    )
+    finetune_from: str | None = field(
+        default=None,
+        metadata=_help(
+            "start a new schedule (step 0, fresh optimizer) from an exported model's weights, e.g. builtin's "
+            "directory reasonkit/models/zoo/builtin: continued training such as the v2 model (docs/builtin-model.md)"
+        ),
+    )
+    extra_data: str | None = field(
+        default=None,
+        metadata=_help(
+            "JSONL of extra prompt/target pairs mixed into the stream (e.g. `reasonkit eval own-mistakes "
+            "--pairs FILE`: targets built from the model's own steps)"
+        ),
+    )
+    extra_share: float = field(
+        default=0.3,
+        metadata=_help("share of each step's pairs drawn from --extra-data (the rest: the stream)"),
     )
     # ---- model
     hidden_size: int = field(default=192, metadata=_help("width of the residual stream"))
@@ -163,5 +184,11 @@ class TrainLMConfig:
             raise ValueError(f"stop_at must be >= 1 (or omitted), got {self.stop_at}")
         if self.threads is not None and self.threads <= 0:
             raise ValueError(f"threads must be >= 1 (or omitted), got {self.threads}")
+        if not 0 < self.extra_share <= 1:
+            raise ValueError(f"extra_share must be in (0, 1], got {self.extra_share}")
+        if self.init_from and self.finetune_from:
+            raise ValueError(
+                "give --init-from (resume an export's schedule) or --finetune-from (a new one), not both"
+            )
         if self.workers < -1:
             raise ValueError(f"workers must be -1 (auto), 0 or a positive count, got {self.workers}")

@@ -19,6 +19,7 @@ The teacher costs ~2 ms per pair on one core, so on a GPU machine the data is th
 from __future__ import annotations
 
 import os
+import random
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -112,6 +113,42 @@ def task_of(prompt: str) -> str:
     return found[-1] if found else "?"
 
 
+#: extra (prompt, target) pairs mixed into the stream, and the share of each step they take
+Extra = tuple[Sequence[tuple[str, str]], float]
+
+
+def mix_extra(pairs: list[Any], start: int, seed: int, extra: Extra | None) -> list[Any]:
+    """Replace stream pair ``start + j`` by an extra pair with probability ``share``; which one is drawn
+    from (seed, index) alone, so a resumed run sees the same mixture."""
+    if extra is None or not extra[0] or extra[1] <= 0:
+        return pairs
+    items, share = extra
+    out = list(pairs)
+    for j in range(len(out)):
+        rng = random.Random(f"reasonkit.train-lm.extra:{seed}:{start + j}")
+        if rng.random() < share:
+            out[j] = items[rng.randrange(len(items))]
+    return out
+
+
+def load_extra(path: str) -> list[tuple[str, str]]:
+    """(prompt, target) pairs from a JSONL file with "prompt" and "target" strings per line."""
+    from reasonkit.rundir import iter_jsonl
+
+    pairs = []
+    for line, obj in iter_jsonl(path):
+        prompt, target = obj.get("prompt"), obj.get("target")
+        if not isinstance(prompt, str) or not isinstance(target, str) or not prompt or not target:
+            raise ValueError(
+                f'{path}, line {line}: each line needs non-empty "prompt" and "target" strings '
+                "(as `reasonkit eval own-mistakes --pairs FILE` writes)"
+            )
+        pairs.append((prompt, target))
+    if not pairs:
+        raise ValueError(f"{path} holds no pairs; give a file of prompt/target lines or drop --extra-data")
+    return pairs
+
+
 def build_step(
     encoder: PairEncoder,
     split: str,
@@ -120,9 +157,12 @@ def build_step(
     batch_size: int,
     max_tokens: int,
     bucket_ratio: float,
+    extra: Extra | None = None,
 ) -> StepBatch:
     start = step * batch_size
-    pairs = list(training_examples(split, n=batch_size, seed=seed, start=start))
+    pairs = mix_extra(
+        list(training_examples(split, n=batch_size, seed=seed, start=start)), start, seed, extra
+    )
     tasks = [task_of(str(p)) for p, _ in pairs]
     micro = encoder.micro_batches(pairs, tasks, max_tokens, bucket_ratio)  # type: ignore[arg-type]
     target = sum(int((m.labels != IGNORE).sum()) for m in micro)
@@ -134,11 +174,19 @@ class StepBatches(IterableDataset):
     """Steps ``start .. end-1`` of a run's training stream, one :class:`StepBatch` per item."""
 
     def __init__(
-        self, seed: int, start: int, end: int, batch_size: int, max_tokens: int, bucket_ratio: float
+        self,
+        seed: int,
+        start: int,
+        end: int,
+        batch_size: int,
+        max_tokens: int,
+        bucket_ratio: float,
+        extra: Extra | None = None,
     ) -> None:
         super().__init__()
         self.seed, self.start, self.end = seed, start, end
         self.batch_size, self.max_tokens, self.bucket_ratio = batch_size, max_tokens, bucket_ratio
+        self.extra = extra
 
     def __iter__(self) -> Iterator[StepBatch]:
         info = get_worker_info()
@@ -149,7 +197,14 @@ class StepBatches(IterableDataset):
         encoder = PairEncoder()
         for step in range(self.start + worker, self.end, workers):
             yield build_step(
-                encoder, "train", self.seed, step, self.batch_size, self.max_tokens, self.bucket_ratio
+                encoder,
+                "train",
+                self.seed,
+                step,
+                self.batch_size,
+                self.max_tokens,
+                self.bucket_ratio,
+                self.extra,
             )
 
 
@@ -162,21 +217,22 @@ def step_loader(
     bucket_ratio: float,
     workers: int,
     pin_memory: bool,
+    extra: Extra | None = None,
 ) -> Any:
     """A DataLoader over :class:`StepBatches` with ``workers`` processes (0 = in this process)."""
     from torch.utils.data import DataLoader
 
-    dataset = StepBatches(seed, start, end, batch_size, max_tokens, bucket_ratio)
-    extra: dict[str, Any] = {}
+    dataset = StepBatches(seed, start, end, batch_size, max_tokens, bucket_ratio, extra)
+    options: dict[str, Any] = {}
     if workers > 0:
-        extra = {"prefetch_factor": 4, "persistent_workers": False}
+        options = {"prefetch_factor": 4, "persistent_workers": False}
     return DataLoader(
         dataset,
         batch_size=None,
         num_workers=workers,
         pin_memory=pin_memory,
         collate_fn=lambda item: item,
-        **extra,
+        **options,
     )
 
 

@@ -40,7 +40,7 @@ from reasonkit.models.builtin.checkpoint import (
     save_checkpoint,
 )
 from reasonkit.models.builtin.config import TrainLMConfig
-from reasonkit.models.builtin.data import IGNORE, MicroBatch, step_loader, validation_set
+from reasonkit.models.builtin.data import IGNORE, MicroBatch, load_extra, step_loader, validation_set
 from reasonkit.models.threads import set_threads
 from reasonkit.rundir import JsonlAppender, atomic_write_json, claim, read_jsonl
 
@@ -116,16 +116,19 @@ def validate(
     }
 
 
-def init_from_export(model: Any, directory: Path, cfg: TrainLMConfig) -> tuple[int, int]:
-    """Load an exported model's weights into ``model``; returns (step, pairs seen) from its reasonkit.json."""
+def init_from_export(model: Any, directory: Path, cfg: TrainLMConfig | None) -> tuple[int, int]:
+    """Load an exported model's weights into ``model``; returns (step, pairs seen) from its reasonkit.json.
+    With ``cfg`` the export must have been trained the same way (``--init-from`` resumes its schedule);
+    without, only the architecture must match (``--finetune-from`` starts a new one)."""
     card_path = directory / "reasonkit.json"
     if not card_path.is_file():
         raise ValueError(
-            f"--init-from {directory}: no reasonkit.json there; pass a directory written by train-lm "
+            f"no reasonkit.json in {directory}; pass a directory written by train-lm "
             "(OUT/model, --export DIR or reasonkit/models/zoo/builtin)"
         )
     card = json.loads(card_path.read_text(encoding="utf-8"))
-    check_resumable(card.get("train_config") or {}, cfg, card_path)
+    if cfg is not None:
+        check_resumable(card.get("train_config") or {}, cfg, card_path)
     from transformers import AutoModelForCausalLM
 
     source = AutoModelForCausalLM.from_pretrained(str(directory))
@@ -199,6 +202,9 @@ class Trainer:
         elif cfg.init_from:
             self.step, self.pairs = init_from_export(self.model, Path(cfg.init_from).expanduser(), cfg)
             self.rewarm_start = self.step
+        elif cfg.finetune_from:
+            init_from_export(self.model, Path(cfg.finetune_from).expanduser(), None)  # a new schedule: step 0
+        self.extra = (load_extra(cfg.extra_data), cfg.extra_share) if cfg.extra_data else None
         self.forward = torch.compile(self.model, dynamic=True) if cfg.compile else self.model
 
     def lr_at(self, step: int) -> float:
@@ -274,6 +280,7 @@ class Trainer:
             cfg.bucket_ratio,
             workers,
             pin_memory=self.device.type == "cuda",
+            extra=self.extra,
         )
         # Warnings and log records (DataLoader workers, torch) print above the bar, not inside it.
         bar = progress_bar(

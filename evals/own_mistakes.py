@@ -1,0 +1,234 @@
+"""The built-in model's blocks measured on its *own* steps, and training targets built from them.
+
+Injected mistakes (``arith.corrupted_states``) are not the mistakes a model makes: the shipped model
+repairs 81 % of injected ones and none of its own slips. This module rolls the model out greedily,
+one ``reason_step`` call at a time, labels every step it writes with the arith teacher's step checker
+(exact: ``check_step(prev, step).ok``), and then
+
+* **measures** each block on those steps (:func:`measure`): self-evaluation flags a wrong step (any of
+  A1-A3 scored 1) and false-alarms on a right one; refine repairs a wrong step (its output is a right
+  step from the same expression that computes something) and breaks a right one; summarize copies a
+  single subtask's result faithfully (exact match with the teacher's summary);
+* **builds targets** (:func:`own_pairs`): the teacher's self-evaluation and refine targets for states
+  that end in the model's own steps (wrong and right ones, in a set ratio), as (prompt, target) pairs
+  that ``reasonkit train-lm --extra-data`` mixes into its stream.
+
+    reasonkit eval own-mistakes --model builtin --problems 400 --out runs/own-v1.json
+    reasonkit eval own-mistakes --model builtin --split train --problems 4000 --pairs runs/own-pairs.jsonl
+
+Everything is greedy and seeded, so a rerun gives the same steps, labels and pairs.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from reasonkit.backends.options import BackendOptions
+from reasonkit.config import parse_config
+from reasonkit.rundir import atomic_write_json, atomic_write_text
+from reasonkit.types import Problem
+
+#: the issue-15 targets, each on the model's own steps
+TARGETS = {
+    "self_eval_flags_wrong": (">=", 0.60),
+    "self_eval_false_alarms": ("<=", 0.10),
+    "refine_repairs_wrong": (">=", 0.50),
+    "refine_breaks_right": ("<=", 0.02),
+    "summary_exact": (">=", 0.95),
+}
+
+
+@dataclass(frozen=True)
+class OwnStep:
+    """A state (problem + the model's steps so far) and the next step the model wrote, labelled."""
+
+    problem: Problem
+    before: tuple[str, ...]
+    step: str
+    ok: bool
+
+    @property
+    def steps(self) -> list[str]:
+        return [*self.before, self.step]
+
+
+def _generate(backend: Any, prompts: Sequence[Any], call: str, batch: int) -> list[str]:
+    from reasonkit.packs import load_pack
+
+    params = load_pack("compact").sampling(call)
+    out: list[str] = []
+    for start in range(0, len(prompts), batch):
+        out += [c[0].text for c in backend.generate(list(prompts[start : start + batch]), params)]
+    return out
+
+
+def rollouts(
+    backend: Any, problems: Sequence[Problem], batch: int = 64, max_steps: int = 12
+) -> list[OwnStep]:
+    """Greedy ``reason_step`` rollouts; every step labelled. A rollout stops at a literal, at a step
+    that cannot be read (labelled wrong; nothing follows from it) or after ``max_steps``."""
+    from reasonkit.packs import load_pack
+    from reasonkit.tasks.arith.expr import is_literal, parse
+    from reasonkit.tasks.arith.steps import check_step, parse_step
+
+    pack = load_pack("compact")
+    states: dict[int, tuple[list[str], Any]] = {i: ([], parse(p.question)) for i, p in enumerate(problems)}
+    labelled: list[OwnStep] = []
+    for _ in range(max_steps):
+        live = [i for i, (_, node) in states.items() if not is_literal(node)]
+        if not live:
+            break
+        prompts = [pack.reason_step(problems[i], states[i][0]) for i in live]
+        for i, text in zip(live, _generate(backend, prompts, "reason_step", batch)):
+            steps, node = states[i]
+            step = text.strip()
+            check = check_step(node, step)
+            labelled.append(OwnStep(problems[i], tuple(steps), step, bool(check.ok)))
+            rewrite = parse_step(step).rewrite
+            if rewrite is None:
+                del states[i]  # unreadable: nothing follows
+                continue
+            states[i] = ([*steps, step], rewrite)
+    return labelled
+
+
+def _flags(scores: Sequence[int]) -> bool:
+    """Self-evaluation says the last step is wrong: A1, A2 or A3 scored 1 (false)."""
+    return any(s == 1 for s in scores[:3])
+
+
+def measure(backend: Any, problems: Sequence[Problem], batch: int = 64) -> dict[str, Any]:
+    """Self-evaluation, refine and single-subtask summaries on the model's own steps of ``problems``."""
+    from reasonkit.packs import load_pack
+    from reasonkit.tasks.arith.steps import check_step
+    from reasonkit.tasks.arith.teacher import current_expression
+
+    pack = load_pack("compact")
+    own = rollouts(backend, problems, batch)
+    scores = _generate(backend, [pack.self_evaluate(s.problem, s.steps) for s in own], "self_evaluate", batch)
+    refined = _generate(backend, [pack.refine(s.problem, s.steps) for s in own], "refine", batch)
+    counts = {"wrong": 0, "right": 0, "flagged_wrong": 0, "flagged_right": 0, "repaired": 0, "broken": 0}
+    for s, text, new in zip(own, scores, refined):
+        group = "right" if s.ok else "wrong"
+        counts[group] += 1
+        counts[f"flagged_{group}"] += int(_flags(pack.parse_scores(text)))
+        prev = current_expression(s.problem.question, list(s.before))
+        check = check_step(prev, new.strip())
+        good = bool(check.ok and check.calculation is True) if not s.ok else bool(check.ok)
+        if s.ok:
+            counts["broken"] += int(not good)
+        else:
+            counts["repaired"] += int(good)
+    summary = single_subtask_summaries(backend, problems, batch)
+    rate = lambda a, b: round(a / b, 4) if b else None  # noqa: E731
+    figures = {
+        "self_eval_flags_wrong": rate(counts["flagged_wrong"], counts["wrong"]),
+        "self_eval_false_alarms": rate(counts["flagged_right"], counts["right"]),
+        "refine_repairs_wrong": rate(counts["repaired"], counts["wrong"]),
+        "refine_breaks_right": rate(counts["broken"], counts["right"]),
+        "summary_exact": summary["exact"],
+    }
+    return {"figures": figures, "counts": {**counts, "summaries": summary["n"]}, "problems": len(problems)}
+
+
+def single_subtask_summaries(backend: Any, problems: Sequence[Problem], batch: int = 64) -> dict[str, Any]:
+    """Summarize with exactly one subtask and its true result: is the model's step the teacher's?"""
+    from reasonkit.packs import load_pack
+    from reasonkit.tasks.arith import teacher
+    from reasonkit.tasks.arith.training import _solution_text, restyle
+
+    pack = load_pack("compact")
+    cases = []
+    for p in problems:
+        subtasks = teacher.decompose(p.question, [])
+        if not subtasks:
+            continue
+        one = subtasks[:1]
+        value = teacher.solve_subtask(one[0])[1]
+        prompt = pack.summarize(p, [], one, [_solution_text(pack, one[0])])
+        cases.append((prompt, restyle(pack, teacher.summarize(p.question, [], one, [value]))))
+    outputs = _generate(backend, [c[0] for c in cases], "summarize", batch)
+    exact = sum(out.strip() == want.strip() for (_, want), out in zip(cases, outputs))
+    return {"exact": round(exact / len(cases), 4) if cases else None, "n": len(cases)}
+
+
+def own_pairs(own: Sequence[OwnStep], wrong_share: float = 0.5, seed: int = 0) -> list[dict[str, str]]:
+    """Teacher targets for self-evaluation and refine on states ending in the model's own steps.
+
+    Right steps far outnumber wrong ones; right ones are subsampled so wrong ones make ``wrong_share``
+    of the states (refine on a right step must reproduce it; self-evaluation must score it right)."""
+    from reasonkit.packs import load_pack
+    from reasonkit.tasks.arith.training import ArithState, _target
+
+    pack = load_pack("compact")
+    wrong = [s for s in own if not s.ok]
+    right = [s for s in own if s.ok]
+    rng = random.Random(f"reasonkit.own-pairs:{seed}")
+    keep = round(len(wrong) * (1 - wrong_share) / wrong_share) if wrong_share < 1 else 0
+    chosen = wrong + (rng.sample(right, keep) if keep < len(right) else right)
+    pairs = []
+    for s in chosen:
+        state = ArithState(s.problem, tuple(s.steps))
+        for task in ("self_evaluate", "refine"):
+            prompt, target = _target(task, state, pack, rng)
+            pairs.append({"task": task, "prompt": str(prompt), "target": target, "own_step_ok": str(s.ok)})
+    rng.shuffle(pairs)
+    return pairs
+
+
+@dataclass
+class OwnMistakesConfig(BackendOptions):
+    """Measure self-evaluation, refine and summarize on the model's own steps (and build targets)."""
+
+    split: str = field(default="test", metadata={"help": "arith split whose problems are rolled out"})
+    problems: int = field(default=400, metadata={"help": "problems (spread evenly over 1-8 operations)"})
+    seed: int = field(default=0, metadata={"help": "seed of the problems and of the pairs' sampling"})
+    batch_size: int = field(default=64, metadata={"help": "prompts per generate() batch"})
+    out: str | None = field(default=None, metadata={"help": "write the figures as JSON here"})
+    pairs: str | None = field(
+        default=None, metadata={"help": "write training pairs (JSONL) built from the model's own steps here"}
+    )
+    wrong_share: float = field(default=0.5, metadata={"help": "share of states ending in a wrong step"})
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.problems < 1 or self.batch_size < 1 or not 0 < self.wrong_share <= 1:
+            raise ValueError("--problems and --batch-size must be >= 1 and --wrong-share in (0, 1]")
+
+
+def problems_of(split: str, n: int, seed: int) -> list[Problem]:
+    from reasonkit.tasks import arith
+
+    per_ops = -(-n // 8)
+    drawn = arith.benchmark(split, per_ops=per_ops, seed=seed)
+    by_rank = sorted(range(len(drawn)), key=lambda i: (i % per_ops, i // per_ops))  # 1, 2, ..., 8, 1, ...
+    return [drawn[i] for i in by_rank][:n]
+
+
+def own_mistakes_command(argv: Sequence[str] | None = None) -> int:
+    cfg = parse_config(OwnMistakesConfig, argv, prog="reasonkit eval own-mistakes")
+    backend = cfg.load(cfg.model)
+    problems = problems_of(cfg.split, cfg.problems, cfg.seed)
+    if cfg.pairs:
+        own = rollouts(backend, problems, cfg.batch_size)
+        pairs = own_pairs(own, cfg.wrong_share, cfg.seed)
+        atomic_write_text(Path(cfg.pairs), "".join(json.dumps(p) + "\n" for p in pairs))
+        wrong = sum(not s.ok for s in own)
+        print(
+            f"{len(own)} own steps ({wrong} wrong) on {len(problems)} {cfg.split} problems -> {len(pairs)} pairs in {cfg.pairs}"
+        )
+        return 0
+    results = measure(backend, problems, cfg.batch_size)
+    results.update({"model": cfg.model, "split": cfg.split, "seed": cfg.seed})
+    if cfg.out:
+        atomic_write_json(Path(cfg.out), results)
+    for name, value in results["figures"].items():
+        sign, target = TARGETS[name]
+        print(f"{name:<24} {value}   (target {sign} {target})")
+    print(json.dumps(results["counts"]))
+    return 0

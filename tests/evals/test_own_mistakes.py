@@ -1,0 +1,138 @@
+"""The own-mistakes builder: rollouts labelled by the teacher's step checker, targets built from them,
+and train-lm mixing them into its stream (issue 15)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from reasonkit.evals.own_mistakes import OwnStep, _flags, own_pairs, rollouts
+from reasonkit.models.builtin.data import PairEncoder, build_step, load_extra, mix_extra
+from reasonkit.packs import load_pack
+from reasonkit.tasks.arith.generate import make_problem
+from reasonkit.types import Completion
+
+
+class Scripted:
+    """A stand-in model that answers each reason_step prompt from a hand-written table (the labels
+    under test come from the arith teacher, not from this table)."""
+
+    name = "scripted"
+
+    def __init__(self, answers: dict[str, str]) -> None:
+        self.answers = answers
+        self.prompts: list[str] = []
+
+    def generate(self, prompts, params):
+        out = []
+        for prompt in prompts:
+            self.prompts.append(prompt)
+            key = next(k for k in self.answers if prompt.endswith(k))
+            out.append([Completion(text=self.answers[key] + "\n", tokens_in=1, tokens_out=1)])
+        return out
+
+
+def test_rollouts_label_a_hand_made_set_of_steps():
+    good = make_problem("2*3+4")  # 2*3=6|6+4 then 6+4=10|10
+    slip = make_problem("7+8*2")  # the model writes 8*2=18 (a slip), then carries on from it
+    broken = make_problem("9-5")  # an unreadable step ends the rollout
+    model = Scripted({
+        "<q>2*3+4<step>": "2*3=6|6+4",
+        "<q>2*3+4;2*3=6|6+4<step>": "6+4=10|10",
+        "<q>7+8*2<step>": "8*2=18|7+18",
+        "<q>7+8*2;8*2=18|7+18<step>": "7+18=25|25",
+        "<q>9-5<step>": "9-=|",
+    })  # fmt: skip
+    pack = load_pack("compact")
+    for p in (good, slip, broken):  # the prompts above are the pack's own
+        assert pack.reason_step(p, []).endswith(f"<q>{p.question}<step>")
+    labelled = rollouts(model, [good, slip, broken], batch=8)
+    got = {(s.problem.question, s.step): s.ok for s in labelled}
+    assert got == {
+        ("2*3+4", "2*3=6|6+4"): True,
+        ("2*3+4", "6+4=10|10"): True,
+        ("7+8*2", "8*2=18|7+18"): False,  # wrong arithmetic
+        ("7+8*2", "7+18=25|25"): True,  # right from the (wrong) expression before it
+        ("9-5", "9-=|"): False,  # malformed
+    }
+    assert len(model.prompts) == 5  # nothing after a literal or an unreadable step
+
+
+def test_pairs_teach_flagging_and_repairing_own_slips_and_leaving_right_steps_alone():
+    slip = make_problem("7+8*2")
+    wrong = OwnStep(slip, (), "8*2=18|7+18", ok=False)
+    right = OwnStep(slip, ("8*2=16|7+16",), "7+16=23|23", ok=True)
+    pairs = own_pairs([wrong, right], wrong_share=0.5)
+    by = {(p["task"], p["own_step_ok"]): p for p in pairs}
+    pack = load_pack("compact")
+    scores = pack.parse_scores(by[("self_evaluate", "False")]["target"])
+    assert scores[2] == 1 and _flags(scores)  # A3: the arithmetic is wrong
+    assert not _flags(pack.parse_scores(by[("self_evaluate", "True")]["target"]))
+    assert by[("refine", "False")]["target"].strip() == "8*2=16|7+16"  # repaired
+    assert by[("refine", "True")]["target"].strip() == "7+16=23|23"  # left alone
+    assert by[("refine", "False")]["prompt"].endswith("<q>7+8*2;8*2=18|7+18<refine>")
+
+
+def test_wrong_share_subsamples_the_right_steps():
+    p = make_problem("1+2")
+    own = [OwnStep(p, (), "1+2=4|4", ok=False)] + [OwnStep(p, (), "1+2=3|3", ok=True)] * 9
+    assert len(own_pairs(own, wrong_share=0.5)) == 4  # 1 wrong + 1 right state, two tasks each
+    assert len(own_pairs(own, wrong_share=0.25)) == 8
+
+
+def test_extra_pairs_take_their_share_of_the_stream_deterministically(tmp_path):
+    path = tmp_path / "pairs.jsonl"
+    extra = [("<q>1+2<refine>", "1+2=3|3\n"), ("<q>4*5<eval>", "3333333\n")]
+    path.write_text("".join(json.dumps({"prompt": a, "target": b}) + "\n" for a, b in extra))
+    assert load_extra(str(path)) == extra
+    stream = [(f"p{i}", f"t{i}") for i in range(2000)]
+    mixed = mix_extra(stream, 0, seed=0, extra=(extra, 0.3))
+    share = sum(pair in extra for pair in mixed) / len(mixed)
+    assert 0.27 < share < 0.33
+    assert mixed == mix_extra(stream, 0, seed=0, extra=(extra, 0.3))  # a resume sees the same mixture
+    assert mixed[1000:] == mix_extra(stream[1000:], 1000, seed=0, extra=(extra, 0.3))
+    assert mix_extra(stream, 0, seed=0, extra=None) == stream
+    batch = build_step(PairEncoder(), "train", 0, 0, 64, 4000, 0.75, extra=(extra, 1.0))
+    assert {t for m in batch.micro for t in m.tasks} <= {"refine", "eval"}
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ('{"prompt": "a"}\n', 'line 1: each line needs non-empty "prompt" and "target"'),
+        ("", "holds no pairs"),
+    ],
+)
+def test_bad_extra_data_names_the_line(tmp_path, text, needle):
+    path = tmp_path / "pairs.jsonl"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=needle):
+        load_extra(str(path))
+
+
+def test_finetune_from_the_shipped_model_with_extra_pairs_changes_it(tmp_path):
+    from reasonkit.backends.loading import BUILTIN_DIR
+    from reasonkit.config import parse_config
+    from reasonkit.models.builtin.config import TrainLMConfig
+    from reasonkit.models.builtin.train import train_lm
+
+    path = tmp_path / "pairs.jsonl"
+    path.write_text(json.dumps({"prompt": "<q>7+8*2;8*2=18|7+18<refine>", "target": "8*2=16|7+16\n"}) + "\n")
+    argv = ["--out", str(tmp_path / "run"), "--finetune-from", str(BUILTIN_DIR), "--extra-data", str(path),
+            "--extra-share", "0.5", "--steps", "1", "--batch-size", "4", "--warmup-steps", "0", "--val-pairs", "0",
+            "--workers", "0", "--device", "cpu", "--threads", "1", "--progress", "false"]  # fmt: skip
+    summary = train_lm(parse_config(TrainLMConfig, argv))
+    assert summary["status"] == "finished" and summary["step"] == 1
+    from safetensors.torch import load_file
+
+    before = load_file(str(BUILTIN_DIR / "model.safetensors"))
+    after = load_file(str(tmp_path / "run" / "model" / "model.safetensors"))
+    assert before.keys() == after.keys()
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+    card = json.loads((tmp_path / "run" / "model" / "reasonkit.json").read_text())
+    assert card["step"] == 1 and card["train_config"]["finetune_from"] == str(BUILTIN_DIR)
+    path.write_text(path.read_text() + path.read_text())  # other extra data: another run
+    with pytest.raises(ValueError, match="extra_data_sha256"):
+        train_lm(parse_config(TrainLMConfig, argv))
