@@ -32,8 +32,8 @@ class ControlsConfig:
     run: str = field(default="", metadata={"help": "run directory of `reasonkit cola search`"})
     problems: int | None = field(
         default=None,
-        metadata={"help": "control only the first N searched problems (default: all; the table then "
-                          "compares MCTS on the same N)"},
+        metadata={"help": "control only the first N records of searches.jsonl, in the order the searches "
+                          "finished (default: all; MCTS is compared on the same N)"},
     )  # fmt: skip
     temperature: float = field(default=0.7, metadata={"help": "temperature of the pass@K samples"})
     seed: int = field(default=0, metadata={"help": "seed of the samples and of the random path order"})
@@ -155,7 +155,7 @@ def _summarize(
         "wrong fixed by sampling only, vs MCTS": sum(sample_any[r] and not mcts_any[r] for r in wrong),
     }
     return {
-        "note": f"The first {n} searched problems. K = the distinct paths the search scored for each problem (mean {calls}); every row spends "
+        "note": f"The first {n} records of searches.jsonl. K = the distinct paths the search scored for each problem (mean {calls}); every row spends "
         "K model calls per problem and is graded with the answer key (oracle).",
         "methods": methods,
         "paired": paired,
