@@ -95,7 +95,9 @@ class SamplingParams:
     """How to sample. ``temperature == 0`` means greedy; ``seed`` makes sampling reproducible.
 
     ``stop`` strings end a completion; the stop string itself is trimmed from the text.
-    ``top_k == 0`` disables top-k filtering.
+    ``top_k == 0`` disables top-k filtering. ``presence_penalty`` / ``frequency_penalty`` are
+    OpenAI's (-2..2; counts over the generated tokens, :class:`reasonkit.models.sampling.OpenAIPenalties`),
+    honoured by local transformers models and passed on by OpenAI-compatible clients.
     """
 
     max_new_tokens: int = 256
@@ -105,9 +107,15 @@ class SamplingParams:
     n: int = 1
     stop: tuple[str, ...] = ()
     seed: int | None = None
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "stop", tuple(self.stop))
+        for name in ("presence_penalty", "frequency_penalty"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not -2 <= value <= 2:
+                raise ValueError(f"SamplingParams.{name} must be a number in [-2, 2], got {value!r}")
         if self.max_new_tokens < 1:
             raise ValueError(f"SamplingParams.max_new_tokens must be >= 1, got {self.max_new_tokens}")
         if self.temperature < 0 or not math.isfinite(self.temperature):
@@ -137,7 +145,15 @@ class SamplingParams:
             "n": self.n,
             "stop": list(self.stop),
             "seed": self.seed,
+            # only when set, so keys (CachedBackend) of requests without penalties stay as they were
+            **({"presence_penalty": self.presence_penalty} if self.presence_penalty else {}),
+            **({"frequency_penalty": self.frequency_penalty} if self.frequency_penalty else {}),
         }
+
+    @property
+    def penalized(self) -> bool:
+        """Whether a presence or frequency penalty is set."""
+        return bool(self.presence_penalty or self.frequency_penalty)
 
 
 @dataclass(frozen=True)
@@ -152,10 +168,16 @@ class Completion:
     #: what the backend measured beyond the text (e.g. Think-at-Hard's per-token depths); strategies
     #: copy it into their Step's meta
     meta: dict[str, Any] = field(default_factory=dict, compare=False)
+    #: the generated token ids behind ``text`` (EOS included when generation ended on it), when the
+    #: backend knows them (local models); ``reasonkit serve`` reports log-probs of exactly these.
+    #: Not part of equality, not cached.
+    token_ids: tuple[int, ...] | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.logprobs is not None:
             object.__setattr__(self, "logprobs", tuple(self.logprobs))
+        if self.token_ids is not None:
+            object.__setattr__(self, "token_ids", tuple(self.token_ids))
         object.__setattr__(self, "meta", _frozen_dict(self.meta))
 
 

@@ -41,7 +41,7 @@ import torch
 from reasonkit.backends.base import BackendError, CapabilityError
 from reasonkit.backends.hf_load import fingerprint, load, read_model_card, register_reasonkit_models
 from reasonkit.backends.request import check_prompt, check_prompts, trim_at_stop
-from reasonkit.models.sampling import RowSampler, StopAtLength, StopOnStrings, row_generator
+from reasonkit.models.sampling import StopAtLength, StopOnStrings, row_generator, token_processors
 from reasonkit.models.threads import auto_threads, check_threads, torch_threads
 from reasonkit.models.whitebox.cache import check_path
 from reasonkit.models.whitebox.decode_loop import DecodeHooks, decode
@@ -53,6 +53,9 @@ _Row = tuple[int, int, list[int]]  # (prompt index, sample index, prompt token i
 
 class HFBackend:
     """A transformers ``AutoModelForCausalLM`` behind the LanguageModel protocol (white-box)."""
+
+    #: SamplingParams' presence/frequency penalties are applied (reasonkit.models.sampling.OpenAIPenalties)
+    supports_penalties = True
 
     def __init__(
         self,
@@ -254,10 +257,17 @@ class HFBackend:
         for r, (_, _, ids) in enumerate(rows):  # left padding: the last prompt token sits at the same column
             input_ids[r, width - len(ids) :] = torch.tensor(ids)
             attention[r, width - len(ids) :] = 1
-        processors = []
-        if params.temperature > 0:
-            generators = [row_generator(params.seed, j) for _, j, _ in rows]
-            processors.append(RowSampler(generators, params.temperature, params.top_k, params.top_p))
+        processors = token_processors(
+            prompt_length=width,
+            temperature=params.temperature,
+            top_k=params.top_k,
+            top_p=params.top_p,
+            generators=[row_generator(params.seed, j) for _, j, _ in rows]
+            if params.temperature > 0
+            else None,
+            presence_penalty=params.presence_penalty,
+            frequency_penalty=params.frequency_penalty,
+        )
         criteria: list[Any] = []
         stopper = StopOnStrings(self.tokenizer, params.stop, width, len(rows)) if params.stop else None
         if stopper is not None:
@@ -265,7 +275,7 @@ class HFBackend:
         caps = self._row_caps(rows, params.max_new_tokens)
         if any(cap is not None for cap in caps):
             criteria.append(StopAtLength(caps, width))
-        from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteriaList
+        from transformers import GenerationConfig, StoppingCriteriaList
 
         config = GenerationConfig(
             max_new_tokens=params.max_new_tokens,
@@ -285,7 +295,7 @@ class HFBackend:
             input_ids=input_ids.to(device),
             attention_mask=attention.to(device),
             generation_config=config,
-            logits_processor=LogitsProcessorList(processors),
+            logits_processor=processors,
             stopping_criteria=StoppingCriteriaList(criteria),
         )
         generated = out[:, width:].tolist()
@@ -310,6 +320,8 @@ class HFBackend:
             else None,
             eos_ids=self._eos_ids,
             stop=params.stop,
+            presence_penalty=params.presence_penalty,
+            frequency_penalty=params.frequency_penalty,
             pad_id=self._pad_id,
             path=self.path,
             hooks=self.hooks,
@@ -347,15 +359,28 @@ class HFBackend:
         if stop_at is not None and stop_at < end:
             end, reason = stop_at, "stop"
         body = tokens[: end - 1] if eos_at is not None and eos_at + 1 == end else tokens[:end]
-        text = self.tokenizer.decode(body, skip_special_tokens=True)
-        text, hit = trim_at_stop(text, params.stop)
+        decoded = self.tokenizer.decode(body, skip_special_tokens=True)
+        text, hit = trim_at_stop(decoded, params.stop)
+        ids = tokens[:end] if not hit else self._ids_of_prefix(body, text)
         return Completion(
             text=text,
             tokens_in=tokens_in,
             tokens_out=end,
             finish_reason="stop" if hit else reason,
             meta=meta or {},
+            token_ids=tuple(ids) if ids is not None else None,
         )
+
+    def _ids_of_prefix(self, body: list[int], text: str, tries: int = 32) -> list[int] | None:
+        """The shortest-cut prefix of ``body`` that decodes to ``text`` (a stop string trimmed the text;
+        it sits in the last tokens, so a few tries from the end find it), else None."""
+        for k in range(len(body), max(-1, len(body) - tries), -1):
+            decoded = self.tokenizer.decode(body[:k], skip_special_tokens=True)
+            if decoded == text:
+                return body[:k]
+            if len(decoded) < len(text):
+                return None
+        return None
 
     # ---- scoring -------------------------------------------------------------------------------
     def token_logprobs(self, ids: Sequence[int], start: int = 1, top_k: int = 0) -> list[Any]:

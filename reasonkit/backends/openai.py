@@ -61,6 +61,9 @@ class _ClientError(BackendError):
 class OpenAIBackend:
     """A black-box LanguageModel over HTTP. Capabilities: {"chat"}."""
 
+    #: presence/frequency penalties are OpenAI fields: sent on to the server, which applies them
+    supports_penalties = True
+
     def __init__(
         self,
         base_url: str,
@@ -200,6 +203,9 @@ class OpenAIBackend:
             body["stop"] = list(params.stop)
         if seed is not None:
             body["seed"] = seed
+        for key in ("presence_penalty", "frequency_penalty"):  # OpenAI fields; sent only when set
+            if getattr(params, key):
+                body[key] = getattr(params, key)
         if chat:
             messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
             body["messages"] = [{"role": m["role"], "content": m["content"]} for m in messages]

@@ -3,8 +3,10 @@
 A backend with a tokenizer (HFBackend) gets every prompt encoded once, here, before anything runs:
 prompt tokens + ``max_tokens`` beyond the model's context is a 400 at once (a 2 MB prompt used to be
 generated from). Log-probs are the backend's teacher-forced scores (:mod:`.hf_scores`) of the tokens
-of the returned text — the completion re-tokenized, plus the EOS token when generation ended on it
-— so a continuation's summed log-probs equal ``backend.loglikelihood`` of it. Stream pieces and log-prob
+the model generated (``Completion.token_ids``, EOS included when generation ended on it; the
+completion re-tokenized when the backend does not report them) — so ``max_tokens=1`` adds exactly
+one scored token after an echoed prompt, as lm-evaluation-harness assumes, and a continuation's
+summed log-probs equal ``backend.loglikelihood`` of it when its tokenization is the canonical one. Stream pieces and log-prob
 tokens are the text of each token, cut so that they concatenate to the text.
 """
 
@@ -125,10 +127,13 @@ def choices(
 
 def _token_choice(backend: Any, request: ParsedRequest, prompt: Any, ids: list[int], c: Completion) -> Choice:
     tok = backend.tokenizer
-    generated = list(tok(c.text, add_special_tokens=False)["input_ids"]) if c.text else []
-    eos = tok.eos_token_id
-    if c.finish_reason == "stop" and c.tokens_out == len(generated) + 1 and isinstance(eos, int):
-        generated.append(eos)  # generation ended on EOS: it is a generated token with a log-prob
+    if c.token_ids is not None:  # the tokens the model generated (lm-eval counts on one per max_tokens=1)
+        generated = list(c.token_ids)
+    else:
+        generated = list(tok(c.text, add_special_tokens=False)["input_ids"]) if c.text else []
+        eos = tok.eos_token_id
+        if c.finish_reason == "stop" and c.tokens_out == len(generated) + 1 and isinstance(eos, int):
+            generated.append(eos)  # generation ended on EOS: it is a generated token with a log-prob
     start = 0 if request.echo else len(ids)
     scored = ids + generated
     text = c.text

@@ -81,6 +81,7 @@ class _Handler(OneRequestHandler):
                 app.model_name,
                 app.limits,
             )
+            _check_penalties(app.backend, request)
             encoded = serve_tokens.prompt_ids(app.backend, request)
             results = None
             if request.params is not None:
@@ -213,6 +214,20 @@ class _Handler(OneRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         logger.info("%s %s", self.address_string(), format % args)
+
+
+def _check_penalties(backend: LanguageModel, request: Any) -> None:
+    """Refuse presence/frequency penalties for a backend that would ignore them (say which)."""
+    params = request.params
+    if params is None or not params.penalized or getattr(backend, "supports_penalties", False):
+        return
+    key = "presence_penalty" if params.presence_penalty else "frequency_penalty"
+    raise WireError(
+        f"'{key}' cannot apply: the served backend {backend.name!r} ({type(backend).__name__}) does not "
+        "apply presence/frequency penalties, and ignoring them would silently change your results; "
+        "leave them out or 0",
+        param=key,
+    )
 
 
 def _client_gone(conn: socket.socket) -> bool:

@@ -3,10 +3,10 @@
 Supported: ``n``, ``temperature``, ``top_p``, ``top_k``, ``max_tokens``, ``stop``, ``seed``,
 ``stream`` (+ ``stream_options.include_usage``), completion ``logprobs`` (top-k per token) and
 ``echo`` (the prompt's own token log-probs; ``max_tokens: 0`` scores only), chat ``logprobs`` /
-``top_logprobs``, and token-id prompts. Token-level features need a backend with a tokenizer (a local
-model); on one without, they are refused. What cannot apply is refused with a 400 naming the field —
-``suffix``, tools, ``logit_bias``, non-text formats, non-zero ``frequency_penalty`` /
-``presence_penalty`` (SamplingParams has no penalties, so honouring one silently would be a lie) —
+``top_logprobs``, token-id prompts, and ``presence_penalty`` / ``frequency_penalty`` (-2..2, as
+OpenAI; the server refuses them for a backend that cannot honour them). Token-level features need a
+backend with a tokenizer (a local model); on one without, they are refused. What cannot apply is
+refused with a 400 naming the field — ``suffix``, tools, ``logit_bias``, non-text formats —
 because a researcher comparing runs must not get quietly different sampling. Limits (prompts per
 request, ``max_tokens``, the model's context) come from the server (:class:`Limits`).
 Defaults follow the OpenAI API: ``temperature=1``, ``top_p=1``, ``n=1``; ``max_tokens`` defaults to 16
@@ -67,7 +67,7 @@ class ParsedRequest:
 
 
 _REFUSED_IF_SET = ("suffix", "tools", "functions", "tool_choice", "function_call")
-_ZERO_OR_ABSENT = ("frequency_penalty", "presence_penalty")
+PENALTIES = ("presence_penalty", "frequency_penalty")
 
 
 def parse_request(body: Any, chat: bool, served: str, limits: Limits | int = Limits()) -> ParsedRequest:
@@ -87,13 +87,10 @@ def parse_request(body: Any, chat: bool, served: str, limits: Limits | int = Lim
     for key in _REFUSED_IF_SET:
         if body.get(key):
             raise WireError(f"'{key}' is not supported by reasonkit serve; leave it out", param=key)
-    for key in _ZERO_OR_ABSENT:
-        if body.get(key) not in (None, 0, 0.0):
-            raise WireError(
-                f"'{key}' cannot apply here: reasonkit's backends sample without penalties, and ignoring "
-                f"it would silently change your results; leave it out or 0",
-                param=key,
-            )
+    penalties = {key: _number(body, key, 0.0) for key in PENALTIES}
+    for key, value in penalties.items():
+        if not -2.0 <= value <= 2.0:
+            raise WireError(f"'{key}' must be in -2..2, got {value:g}", param=key)
     if body.get("logit_bias"):
         raise WireError("'logit_bias' is not supported by reasonkit serve", param="logit_bias")
     fmt = body.get("response_format")
@@ -152,6 +149,7 @@ def parse_request(body: Any, chat: bool, served: str, limits: Limits | int = Lim
             n=n,
             stop=_stops(body.get("stop")),
             seed=_integer("seed", body.get("seed"), None),
+            **penalties,
         )
     except ValueError as exc:
         raise WireError(str(exc)) from None

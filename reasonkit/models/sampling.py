@@ -12,6 +12,11 @@ runs in greedy mode and its ``argmax`` picks the sampled token.
 :class:`StopOnStrings` ends each row independently when its generated text contains a stop string
 (transformers' own ``StopStringCriteria`` needs the tokenizer's vocabulary preprocessed per call;
 decoding a short tail window is simpler and works with any tokenizer).
+
+:class:`OpenAIPenalties` applies OpenAI's ``presence_penalty`` / ``frequency_penalty`` to the raw
+logits (counts over the tokens generated so far, not the prompt), before the sampler's warpers.
+:func:`token_processors` builds the chain both decoders run at each step: penalties, then the
+sampler (none of either: plain greedy).
 """
 
 from __future__ import annotations
@@ -82,6 +87,54 @@ class RowSampler(LogitsProcessor):
         chosen = torch.searchsorted(cdf, targets, right=True).clamp_(max=cdf.shape[-1] - 1)  # (B, 1)
         out = torch.full_like(scores, float("-inf"))
         return out.scatter_(1, chosen, 0.0)  # type: ignore[return-value]
+
+
+class OpenAIPenalties(LogitsProcessor):
+    """OpenAI's presence and frequency penalties on each row's logits.
+
+    ``logit[j] -= frequency * count_j + presence * (count_j > 0)`` where ``count_j`` is how often
+    token ``j`` occurs among the row's generated tokens so far (``input_ids[:, prompt_length:]``;
+    rows are left-padded, so every row's prompt ends at ``prompt_length``). Negative values
+    encourage repetition, as in the API (range -2..2 there; not enforced here).
+    """
+
+    def __init__(self, presence: float, frequency: float, prompt_length: int) -> None:
+        self.presence = float(presence)
+        self.frequency = float(frequency)
+        self.prompt_length = prompt_length
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.FloatTensor:
+        scores = scores.float()
+        generated = input_ids[:, self.prompt_length :].to(scores.device)
+        if generated.shape[1] == 0:
+            return scores  # type: ignore[return-value]
+        counts = torch.zeros_like(scores).scatter_add_(
+            1, generated, torch.ones_like(generated, dtype=scores.dtype)
+        )
+        return scores - self.frequency * counts - self.presence * (counts > 0).to(scores.dtype)  # type: ignore[return-value]
+
+
+def token_processors(
+    *,
+    prompt_length: int,
+    temperature: float = 0.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    generators: Sequence[torch.Generator] | None = None,
+    presence_penalty: float = 0.0,
+    frequency_penalty: float = 0.0,
+) -> LogitsProcessorList:
+    """What every decoder (``generate`` in HFBackend, the white-box loop) applies to a step's logits:
+    OpenAI's penalties when set, then :class:`RowSampler` when ``temperature > 0`` (it needs one
+    generator per row). Empty: greedy on the raw logits. The argmax of the result is the next token."""
+    processors: list[LogitsProcessor] = []
+    if presence_penalty or frequency_penalty:
+        processors.append(OpenAIPenalties(presence_penalty, frequency_penalty, prompt_length))
+    if temperature > 0:
+        if generators is None:
+            raise ValueError("sampling (temperature > 0) needs one torch.Generator per row")
+        processors.append(RowSampler(generators, temperature, top_k, top_p))
+    return LogitsProcessorList(processors)
 
 
 class StopOnStrings(StoppingCriteria):

@@ -121,7 +121,13 @@ def test_a_served_builtin_model_tells_clients_its_pack_and_kinds():
         ("/completions", {}, 400, "prompt"),
         ("/completions", {"prompt": "x", "max_tokens": 0}, 400, "0 only with echo"),
         ("/completions", {"prompt": "x", "logprobs": 21}, 400, "'logprobs' must be in 0..20"),
-        ("/completions", {"prompt": "x", "presence_penalty": 0.5}, 400, "presence_penalty"),
+        (
+            "/completions",
+            {"prompt": "x", "presence_penalty": 2.5},
+            400,
+            "'presence_penalty' must be in -2..2",
+        ),
+        ("/completions", {"prompt": "x", "frequency_penalty": "high"}, 400, "must be a number"),
         (
             "/chat/completions",
             {"messages": [{"role": "user", "content": "x"}], "top_logprobs": 2},

@@ -110,8 +110,8 @@ def test_chat_logprobs_and_top_logprobs(client, builtin):
 
 def test_what_cannot_apply_is_refused_in_openai_s_error_shape(client):
     with pytest.raises(openai.BadRequestError) as info:
-        client.completions.create(model="builtin", prompt=PROMPT, max_tokens=4, presence_penalty=0.5)
-    assert info.value.body["param"] == "presence_penalty" and "cannot apply" in info.value.body["message"]
+        client.completions.create(model="builtin", prompt=PROMPT, max_tokens=4, logit_bias={"5": 10})
+    assert info.value.body["param"] == "logit_bias" and "not supported" in info.value.body["message"]
     with pytest.raises(openai.BadRequestError, match=r"beyond the model.s context of 512 tokens"):
         client.completions.create(model="builtin", prompt="<q>" + "1+" * 400 + "1", max_tokens=200)
 

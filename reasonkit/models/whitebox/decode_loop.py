@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from reasonkit.models.sampling import RowSampler, StopOnStrings
+from reasonkit.models.sampling import StopOnStrings, token_processors
 from reasonkit.models.whitebox.handle import WhiteBoxLM, WhiteBoxOutput
 
 
@@ -105,12 +105,15 @@ def decode(
     pad_id: int = 0,
     path: Sequence[int] | None = None,
     hooks: DecodeHooks | None = None,
+    presence_penalty: float = 0.0,
+    frequency_penalty: float = 0.0,
 ) -> list[DecodedRow]:
     """Decode every prompt (token ids) as one left-padded batch.
 
     ``max_new_tokens`` is one budget or one per row; ``temperature`` > 0 samples with one generator
     per row (:func:`reasonkit.models.sampling.row_generator`), 0 decodes greedily; ``stop`` strings
-    need ``lm.tokenizer``; ``path`` is the layer path every pass runs.
+    need ``lm.tokenizer``; ``path`` is the layer path every pass runs; ``presence_penalty`` /
+    ``frequency_penalty`` are OpenAI's, on the generated tokens (:func:`~reasonkit.models.sampling.token_processors`).
     """
     if not prompts or any(len(p) == 0 for p in prompts):
         raise ValueError("decode needs at least one prompt and no empty prompt")
@@ -121,12 +124,18 @@ def decode(
         raise ValueError(
             f"max_new_tokens must be >= 0, one value or one per prompt ({B}), got {max_new_tokens}"
         )
-    sampler = None
-    if temperature > 0:
-        if generators is None or len(generators) != B:
-            raise ValueError("sampling (temperature > 0) needs one torch.Generator per prompt")
-        sampler = RowSampler(generators, temperature, top_k, top_p)
+    if temperature > 0 and (generators is None or len(generators) != B):
+        raise ValueError("sampling (temperature > 0) needs one torch.Generator per prompt")
     width = max(len(p) for p in prompts)
+    processors = token_processors(
+        prompt_length=width,
+        temperature=temperature,
+        top_k=top_k,
+        top_p=top_p,
+        generators=generators if temperature > 0 else None,
+        presence_penalty=presence_penalty,
+        frequency_penalty=frequency_penalty,
+    )
     device = lm.device
     ids = torch.full((B, width), pad_id, dtype=torch.long, device=device)
     mask = torch.zeros((B, width), dtype=torch.long, device=device)
@@ -145,8 +154,8 @@ def decode(
     for index in range(max(budgets)):
         step = DecodeStep(index, output, lm.logits(output.hidden[:, -1]).float(), step_mask, finished)
         logits = hooks.refine(lm, step)
-        if sampler is not None:
-            logits = sampler(ids, logits)  # one-hot scores of each row's sampled token
+        if processors:
+            logits = processors(ids, logits)  # type: ignore[arg-type]  # penalised; one-hot if sampling
         tokens = logits.argmax(-1)
         tokens = torch.where(finished, torch.full_like(tokens, pad_id), tokens)
         ids = torch.cat([ids, tokens[:, None]], dim=1)
