@@ -32,7 +32,7 @@ from __future__ import annotations
 import copy
 import threading
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -41,7 +41,13 @@ import torch
 from reasonkit.backends.base import BackendError, CapabilityError
 from reasonkit.backends.hf_load import fingerprint, load, read_model_card, register_reasonkit_models
 from reasonkit.backends.request import check_prompt, check_prompts, trim_at_stop
-from reasonkit.models.sampling import StopAtLength, StopOnStrings, row_generator, token_processors
+from reasonkit.models.sampling import (
+    StopAtLength,
+    StopOnStrings,
+    TokenTap,
+    row_generator,
+    token_processors,
+)
 from reasonkit.models.threads import auto_threads, check_threads, torch_threads
 from reasonkit.models.whitebox.cache import check_path
 from reasonkit.models.whitebox.decode_loop import DecodeHooks, decode
@@ -49,6 +55,8 @@ from reasonkit.models.whitebox.handle import WhiteBoxLM, open_whitebox
 from reasonkit.types import Completion, Prompt, SamplingParams
 
 _Row = tuple[int, int, list[int]]  # (prompt index, sample index, prompt token ids)
+#: ``on_tokens(keys, tokens)``: the running batch's (prompt, sample) keys and generated ids so far
+TokenCallback = Callable[[list[tuple[int, int]], list[list[int]]], None]
 
 
 class HFBackend:
@@ -193,13 +201,25 @@ class HFBackend:
         return list(self.tokenizer(text, add_special_tokens=add_special)["input_ids"])
 
     # ---- generation ----------------------------------------------------------------------------
-    def generate(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[list[Completion]]:
-        """One list of ``params.n`` completions per prompt, in prompt order."""
+    def generate(
+        self, prompts: Sequence[Prompt], params: SamplingParams, *, on_tokens: TokenCallback | None = None
+    ) -> list[list[Completion]]:
+        """One list of ``params.n`` completions per prompt, in prompt order.
+
+        ``on_tokens(keys, tokens)``, when given, is called after every decoding step with the rows of
+        the running batch: ``keys[r] = (prompt index, sample index)`` (greedy runs sample 0 only) and
+        ``tokens[r]`` the ids generated so far (running past EOS or a stop string: the returned
+        completion is what counts). ``reasonkit serve`` streams from it.
+        """
         checked = check_prompts(prompts)
-        return self.generate_encoded([self.encode(p) for p in checked], params)
+        return self.generate_encoded([self.encode(p) for p in checked], params, on_tokens=on_tokens)
 
     def generate_encoded(
-        self, prompt_ids: Sequence[Sequence[int]], params: SamplingParams
+        self,
+        prompt_ids: Sequence[Sequence[int]],
+        params: SamplingParams,
+        *,
+        on_tokens: TokenCallback | None = None,
     ) -> list[list[Completion]]:
         """:meth:`generate` from token ids (used exactly as given: no BOS added, no template)."""
         encoded = [list(ids) for ids in prompt_ids]
@@ -220,7 +240,7 @@ class HFBackend:
         with self._lock, torch_threads(self.threads), _inference(self.model):
             for start in range(0, len(rows), self.batch_size):
                 chunk = rows[start : start + self.batch_size]
-                for (i, j, _), completion in zip(chunk, self._generate_rows(chunk, params)):
+                for (i, j, _), completion in zip(chunk, self._generate_rows(chunk, params, on_tokens)):
                     results[(i, j)] = completion
         return [[results[(i, 0 if greedy else j)] for j in range(params.n)] for i in range(len(encoded))]
 
@@ -247,9 +267,18 @@ class HFBackend:
                 stacklevel=3,
             )
 
-    def _generate_rows(self, rows: Sequence[_Row], params: SamplingParams) -> list[Completion]:
+    def _generate_rows(
+        self, rows: Sequence[_Row], params: SamplingParams, on_tokens: TokenCallback | None = None
+    ) -> list[Completion]:
+        tap = None
+        if on_tokens is not None:
+            keys = [(i, j) for i, j, _ in rows]
+
+            def tap(generated: torch.Tensor) -> None:
+                on_tokens(keys, generated.tolist())
+
         if self.uses_whitebox_decode:
-            return self._decode_rows(rows, params)
+            return self._decode_rows(rows, params, tap)
         width = max(len(ids) for _, _, ids in rows)
         device = _input_device(self.model)
         input_ids = torch.full((len(rows), width), self._pad_id, dtype=torch.long)
@@ -275,6 +304,8 @@ class HFBackend:
         caps = self._row_caps(rows, params.max_new_tokens)
         if any(cap is not None for cap in caps):
             criteria.append(StopAtLength(caps, width))
+        if tap is not None:
+            criteria.append(TokenTap(tap, width))
         from transformers import GenerationConfig, StoppingCriteriaList
 
         config = GenerationConfig(
@@ -305,7 +336,9 @@ class HFBackend:
             for tokens, (_, _, ids), stop_at, cap in zip(generated, rows, stopped, caps)
         ]
 
-    def _decode_rows(self, rows: Sequence[_Row], params: SamplingParams) -> list[Completion]:
+    def _decode_rows(
+        self, rows: Sequence[_Row], params: SamplingParams, tap: Callable[[torch.Tensor], None] | None = None
+    ) -> list[Completion]:
         """The white-box decode loop (same samplers, stop strings and caps as ``generate``)."""
         caps = self._row_caps(rows, params.max_new_tokens)
         decoded = decode(
@@ -325,6 +358,7 @@ class HFBackend:
             pad_id=self._pad_id,
             path=self.path,
             hooks=self.hooks,
+            on_step=tap,
         )
         results = []
         for row, (_, _, ids) in zip(decoded, rows):

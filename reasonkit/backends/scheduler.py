@@ -8,15 +8,21 @@ small request waits for at most the unit already running instead of all of a lar
 and hands each ticket its rows. A ticket that is cancelled — its client disconnected, its deadline
 passed — loses its remaining units at the next round; at most the unit running then is wasted.
 When idle, the thread waits ``max_wait_s`` for more requests to batch with the first.
+
+A ticket with ``on_tokens`` (a streaming request) is told, after every decoding step of its units,
+the tokens generated so far per (prompt, sample), when the backend's ``generate`` takes
+``on_tokens`` (HFBackend); other tickets in the same call are unaffected.
 """
 
 from __future__ import annotations
 
+import inspect
 import itertools
+import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +32,17 @@ from reasonkit.types import Completion, Prompt, SamplingParams
 
 #: A prompt given as token ids (a tuple, so it is never mistaken for a list of chat messages).
 TokenIds = tuple[int, ...]
+#: ``on_tokens(prompt index within the ticket, sample index, generated ids so far)``
+OnTokens = Callable[[int, int, list[int]], None]
+logger = logging.getLogger("reasonkit.serve")
+
+
+def streams_tokens(backend: Any) -> bool:
+    """Whether ``backend.generate`` reports tokens as they are generated (an ``on_tokens`` keyword)."""
+    try:
+        return "on_tokens" in inspect.signature(backend.generate).parameters
+    except (TypeError, ValueError, AttributeError):
+        return False
 
 
 class Cancelled(BackendError):
@@ -41,6 +58,7 @@ class Ticket:
     deadline: float
     future: Future[list[list[Completion]]] = field(default_factory=Future)
     reason: str = ""  # why it was cancelled
+    on_tokens: OnTokens | None = None  # streaming: told the tokens so far after every step
     _pending: deque[int] = field(default_factory=deque)  # start index of each unit not yet run
     _results: dict[int, list[list[Completion]]] = field(default_factory=dict)
     _remaining: int = 0
@@ -67,6 +85,7 @@ class Scheduler:
         unit_prompts: int = 8,
     ) -> None:
         self.backend = backend
+        self.streams = streams_tokens(backend)
         self.max_wait_s = max_wait_s
         self.max_prompts = max_prompts
         self.unit_prompts = max(1, unit_prompts)
@@ -78,8 +97,14 @@ class Scheduler:
         self._thread = threading.Thread(target=self._run, name="reasonkit-serve-model", daemon=True)
         self._thread.start()
 
-    def submit(self, prompts: Sequence[Prompt | TokenIds], params: SamplingParams, deadline: float) -> Ticket:
-        ticket = Ticket(list(prompts), params, deadline)
+    def submit(
+        self,
+        prompts: Sequence[Prompt | TokenIds],
+        params: SamplingParams,
+        deadline: float,
+        on_tokens: OnTokens | None = None,
+    ) -> Ticket:
+        ticket = Ticket(list(prompts), params, deadline, on_tokens=on_tokens)
         starts = range(0, len(ticket.prompts), self.unit_prompts)
         ticket._pending.extend(starts)
         ticket._remaining = len(starts)
@@ -150,7 +175,10 @@ class Scheduler:
             self.calls += 1
             self.units_run += len(units)
             generate: Any = self.backend.generate_encoded if encoded else self.backend.generate  # type: ignore[attr-defined]
-            results = generate(prompts, params)
+            tap = self._tap(spans)
+            results = (
+                generate(prompts, params, on_tokens=tap) if tap is not None else generate(prompts, params)
+            )
         except Exception as exc:
             for ticket, _, _ in spans:
                 ticket.cancel(f"generation failed: {type(exc).__name__}: {exc}")
@@ -168,3 +196,23 @@ class Scheduler:
             if ticket._remaining == 0 and not ticket.future.done():
                 rows = [row for s in sorted(ticket._results) for row in ticket._results[s]]
                 ticket.future.set_result(rows)
+
+    def _tap(self, spans: list[tuple[Ticket, int, int]]) -> Any:
+        """An ``on_tokens`` for the merged call that tells each streaming ticket its own rows (None: none streams)."""
+        if not self.streams or not any(t.on_tokens is not None for t, _, _ in spans):
+            return None
+        owners: list[tuple[Ticket, int]] = []  # merged prompt index -> (ticket, its prompt index)
+        for ticket, start, end in spans:
+            owners.extend((ticket, k) for k in range(start, end))
+
+        def tap(keys: list[tuple[int, int]], tokens: list[list[int]]) -> None:
+            for (i, j), ids in zip(keys, tokens):
+                ticket, k = owners[i]
+                if ticket.on_tokens is not None and ticket.live:
+                    try:
+                        ticket.on_tokens(k, j, ids)
+                    except Exception:  # a listener's bug must not fail the batch
+                        logger.exception("a streaming listener failed")
+                        ticket.on_tokens = None
+
+        return tap

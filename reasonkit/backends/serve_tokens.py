@@ -177,3 +177,22 @@ def _fit(pieces: list[str], text: str) -> list[str]:
 
 def _token_text(tok: Any, token: int) -> str:
     return str(tok.decode([token]))
+
+
+def stream_prefix(backend: Any, tokens: Sequence[int], stops: Sequence[str]) -> str:
+    """The text of ``tokens`` (generated so far) that the finished completion is sure to start with.
+
+    Cut at EOS and at the first stop string; short of a stop string, the last ``len(stop) - 1``
+    characters (a stop string may be starting there), a trailing partial character (U+FFFD) and
+    trailing whitespace (tokenizers that tidy spaces before punctuation change it) are held back.
+    """
+    eos = getattr(backend, "_eos_ids", None) or {backend.tokenizer.eos_token_id}
+    end = next((k for k, t in enumerate(tokens) if t in eos), len(tokens))
+    text = str(backend.tokenizer.decode(list(tokens[:end]), skip_special_tokens=True))
+    cuts = [text.find(s) for s in stops if s in text]
+    if cuts:
+        return text[: min(cuts)]
+    hold = max((len(s) for s in stops), default=1) - 1
+    if hold:
+        text = text[: max(0, len(text) - hold)]
+    return text.rstrip("\ufffd").rstrip()

@@ -14,7 +14,8 @@ Under load and abuse (docs/backends.md, "Limits"): connections are served by a b
 (:mod:`.http_pool`); requests are checked against the caps and the model's context before anything
 runs; the model thread (:mod:`.scheduler`) serves requests round-robin in small units, batching
 those with equal sampling parameters, and drops a request's remaining work when its client
-disconnects or its deadline passes.
+disconnects or its deadline passes. A streamed request on a local model is written while it
+generates (the model thread hands it the tokens after every step; ``_Handler._stream_live``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import hmac
 import json
 import logging
 import os
+import queue
 import select
 import socket
 import sys
@@ -38,7 +40,7 @@ from reasonkit.backends.http_pool import OneRequestHandler, PooledHTTPServer
 from reasonkit.backends.scheduler import Cancelled, Scheduler
 from reasonkit.backends.serve_config import ServeConfig, is_loopback
 from reasonkit.backends.wire import Limits, WireError, parse_request
-from reasonkit.backends.wire_reply import models_reply, reply, stream_chunks
+from reasonkit.backends.wire_reply import ChunkMaker, models_reply, reply, stream_chunks
 from reasonkit.types import Completion
 
 __all__ = ["OpenAIServer", "ServeConfig", "serve_command", "start_server"]
@@ -83,6 +85,10 @@ class _Handler(OneRequestHandler):
             )
             _check_penalties(app.backend, request)
             encoded = serve_tokens.prompt_ids(app.backend, request)
+            if _streams_live(app, request, encoded):
+                assert encoded is not None
+                self._stream_live(request, encoded)
+                return
             results = None
             if request.params is not None:
                 ticket = app.scheduler.submit(
@@ -212,8 +218,107 @@ class _Handler(OneRequestHandler):
         except OSError:
             logger.info("a streaming client disconnected")
 
+    def _stream_live(self, request: Any, encoded: list[list[int]]) -> None:
+        """Server-sent events written while the model generates: each choice's text as far as it is
+        certain (:func:`serve_tokens.stream_prefix`), then the rest from the finished completion."""
+        app: OpenAIServer = self.server.app  # type: ignore[attr-defined]
+        params = request.params
+        updates: queue.SimpleQueue[tuple[int, int, list[int]]] = queue.SimpleQueue()
+        ticket = app.scheduler.submit(
+            serve_tokens.generation_prompts(request, encoded),
+            params,
+            time.monotonic() + app.request_deadline,
+            on_tokens=lambda i, j, ids: updates.put((i, j, ids)),
+        )
+        make = ChunkMaker(request, app.model_name)
+        n = request.n
+        sent = [""] * (len(request.prompts) * n)
+        fan = params.temperature == 0  # greedy: one row per prompt serves all n choices
+        self.close_connection = True
+        try:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Cache-Control", "no-cache")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            if request.chat:
+                for index in range(len(sent)):
+                    self._event(make.role(index))
+            while not ticket.future.done():
+                try:
+                    latest = dict([_keyed(updates.get(timeout=0.05))])
+                except queue.Empty:
+                    if _client_gone(self.connection):
+                        ticket.cancel("the client disconnected")
+                        return
+                    if time.monotonic() >= ticket.deadline:
+                        ticket.cancel("its deadline passed")
+                        self._event(
+                            WireError("request cancelled: deadline passed", 504, code="timeout").to_json()
+                        )
+                        return
+                    continue
+                while True:  # each update holds all tokens so far: only the latest per row matters
+                    try:
+                        latest.update([_keyed(updates.get_nowait())])
+                    except queue.Empty:
+                        break
+                for (i, j), ids in latest.items():
+                    text = serve_tokens.stream_prefix(app.backend, ids, params.stop)
+                    for index in range(i * n, (i + 1) * n) if fan else (i * n + j,):
+                        if len(text) > len(sent[index]) and text.startswith(sent[index]):
+                            self._event(make.piece(index, text[len(sent[index]) :]))
+                            sent[index] = text
+            try:
+                results = ticket.future.result()
+            except Exception as exc:  # headers are out: report it as an error event
+                logger.info("streamed generation failed: %s", exc)
+                self._event(WireError(f"generation failed: {type(exc).__name__}: {exc}", 500).to_json())
+                return
+            choices = serve_tokens.choices(app.backend, request, encoded, results)
+            for index, c in enumerate(choices):
+                if not c.text.startswith(sent[index]):  # the tokenizer decoded a prefix differently
+                    logger.warning("streamed text of choice %d is not a prefix of its completion", index)
+                elif len(c.text) > len(sent[index]):
+                    self._event(make.piece(index, c.text[len(sent[index]) :]))
+            for index, c in enumerate(choices):
+                self._event(make.finish(index, c.finish_reason))
+            if request.include_usage:
+                prompt_tokens = sum(len(ids) for ids in encoded)
+                self._event(make.usage(prompt_tokens, sum(c.completion_tokens for c in choices)))
+        except OSError:
+            ticket.cancel("the client disconnected")
+            logger.info("a streaming client disconnected")
+            return
+        try:
+            self.wfile.write(b"data: [DONE]\n\n")
+        except OSError:
+            logger.info("a streaming client disconnected")
+
+    def _event(self, payload: dict[str, Any]) -> None:
+        self.wfile.write(f"data: {json.dumps(payload, ensure_ascii=False)}\n\n".encode())
+        self.wfile.flush()
+
     def log_message(self, format: str, *args: Any) -> None:
         logger.info("%s %s", self.address_string(), format % args)
+
+
+def _keyed(update: tuple[int, int, list[int]]) -> tuple[tuple[int, int], list[int]]:
+    i, j, ids = update
+    return (i, j), ids
+
+
+def _streams_live(app: OpenAIServer, request: Any, encoded: list[list[int]] | None) -> bool:
+    """Whether a streamed request can be written while it generates: a local model that reports its
+    tokens, something to generate, and no per-token log-probs (those are scored after generation)."""
+    return bool(
+        request.stream
+        and request.params is not None
+        and request.logprobs is None
+        and not request.echo
+        and encoded is not None
+        and app.scheduler.streams
+    )
 
 
 def _check_penalties(backend: LanguageModel, request: Any) -> None:

@@ -7,7 +7,8 @@ null) and chat's ``{"content": [{"token", "logprob", "bytes", "top_logprobs"}]}`
 is the same choices cut into ``pieces`` (one per token when the model's tokenizer is known), one
 server-sent event each, then a chunk with the finish reason, a usage-only chunk when
 ``stream_options.include_usage`` asked for it, and ``data: [DONE]``; the pieces of a choice
-concatenate to its text.
+concatenate to its text. That is :func:`stream_chunks`, for a reply generated whole (log-probs, echo,
+remote backends); a request streamed while it generates gets its chunks from :class:`ChunkMaker`.
 """
 
 from __future__ import annotations
@@ -76,56 +77,69 @@ def reply(
     }
 
 
+class ChunkMaker:
+    """The chunks of one streamed reply (one id and creation time for all of them)."""
+
+    def __init__(self, request: ParsedRequest, served: str) -> None:
+        self.request, self.served = request, served
+        self.rid, self.created = _id(request), int(time.time())
+        self.kind = "chat.completion.chunk" if request.chat else "text_completion"
+
+    def chunk(self, choice: dict[str, Any] | None) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "id": self.rid,
+            "object": self.kind,
+            "created": self.created,
+            "model": self.served,
+            "choices": [] if choice is None else [choice],
+        }
+        if self.request.include_usage:
+            body["usage"] = None
+        return body
+
+    def role(self, index: int) -> dict[str, Any]:
+        """Chat's first chunk of a choice."""
+        delta = {"role": "assistant", "content": ""}
+        return self.chunk({"index": index, "delta": delta, "logprobs": None, "finish_reason": None})
+
+    def piece(self, index: int, text: str, logprobs: dict[str, Any] | None = None) -> dict[str, Any]:
+        if self.request.chat:
+            return self.chunk(
+                {"index": index, "delta": {"content": text}, "logprobs": logprobs, "finish_reason": None}
+            )
+        return self.chunk({"index": index, "text": text, "logprobs": logprobs, "finish_reason": None})
+
+    def finish(self, index: int, reason: str) -> dict[str, Any]:
+        if self.request.chat:
+            return self.chunk({"index": index, "delta": {}, "logprobs": None, "finish_reason": reason})
+        return self.chunk({"index": index, "text": "", "logprobs": None, "finish_reason": reason})
+
+    def usage(self, prompt_tokens: int, completion_tokens: int) -> dict[str, Any]:
+        final = self.chunk(None)
+        final["usage"] = usage(prompt_tokens, completion_tokens)
+        return final
+
+
 def stream_chunks(
     request: ParsedRequest, choices: Sequence[Choice], prompt_tokens: int, served: str
 ) -> Iterator[dict[str, Any]]:
     """The chunks of a streamed reply (without the final ``[DONE]``)."""
-    rid, created = _id(request), int(time.time())
-    kind = "chat.completion.chunk" if request.chat else "text_completion"
-
-    def chunk(choice: dict[str, Any] | None) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "id": rid,
-            "object": kind,
-            "created": created,
-            "model": served,
-            "choices": [] if choice is None else [choice],
-        }
-        if request.include_usage:
-            body["usage"] = None
-        return body
-
+    make = ChunkMaker(request, served)
     for index, c in enumerate(choices):
         if request.chat:
-            yield chunk(
-                {
-                    "index": index,
-                    "delta": {"role": "assistant", "content": ""},
-                    "logprobs": None,
-                    "finish_reason": None,
-                }
-            )
+            yield make.role(index)
         offset = 0
         for k, piece in enumerate(c.pieces):
-            if request.chat:
-                lp = _chat_logprobs(c, k, k + 1) if c.logprobs is not None else None
-                yield chunk(
-                    {"index": index, "delta": {"content": piece}, "logprobs": lp, "finish_reason": None}
+            lp = None
+            if c.logprobs is not None:
+                lp = (
+                    _chat_logprobs(c, k, k + 1) if request.chat else _completion_logprobs(c, k, k + 1, offset)
                 )
-            else:
-                lp = _completion_logprobs(c, k, k + 1, offset) if c.logprobs is not None else None
-                yield chunk({"index": index, "text": piece, "logprobs": lp, "finish_reason": None})
+            yield make.piece(index, piece, lp)
             offset += len(piece)
-        last = (
-            {"index": index, "delta": {}, "logprobs": None, "finish_reason": c.finish_reason}
-            if request.chat
-            else {"index": index, "text": "", "logprobs": None, "finish_reason": c.finish_reason}
-        )
-        yield chunk(last)
+        yield make.finish(index, c.finish_reason)
     if request.include_usage:
-        final = chunk(None)
-        final["usage"] = usage(prompt_tokens, sum(c.completion_tokens for c in choices))
-        yield final
+        yield make.usage(prompt_tokens, sum(c.completion_tokens for c in choices))
 
 
 def _completion_logprobs(c: Choice, start: int, end: int, offset: int) -> dict[str, Any]:

@@ -168,6 +168,21 @@ class StopOnStrings(StoppingCriteria):
         return torch.tensor(done, dtype=torch.bool, device=input_ids.device)  # type: ignore[return-value]
 
 
+class TokenTap(StoppingCriteria):
+    """Never stops anything: hands each step's generated tokens (``input_ids[:, prompt_length:]``, on
+    the CPU) to ``callback``, so a caller can stream them while ``generate`` runs."""
+
+    def __init__(self, callback: Any, prompt_length: int) -> None:
+        self.callback = callback
+        self.prompt_length = prompt_length
+
+    def __call__(  # type: ignore[override]
+        self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs: Any
+    ) -> torch.BoolTensor:
+        self.callback(input_ids[:, self.prompt_length :].cpu())
+        return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)  # type: ignore[return-value]
+
+
 class StopAtLength(StoppingCriteria):
     """Finish row ``r`` once it has generated ``caps[r]`` tokens (None: no cap)."""
 

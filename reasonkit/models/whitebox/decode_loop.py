@@ -19,7 +19,7 @@ With no hooks it gives the same greedy tokens as ``generate`` (tested).
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -107,13 +107,15 @@ def decode(
     hooks: DecodeHooks | None = None,
     presence_penalty: float = 0.0,
     frequency_penalty: float = 0.0,
+    on_step: Callable[[torch.Tensor], None] | None = None,
 ) -> list[DecodedRow]:
     """Decode every prompt (token ids) as one left-padded batch.
 
     ``max_new_tokens`` is one budget or one per row; ``temperature`` > 0 samples with one generator
     per row (:func:`reasonkit.models.sampling.row_generator`), 0 decodes greedily; ``stop`` strings
     need ``lm.tokenizer``; ``path`` is the layer path every pass runs; ``presence_penalty`` /
-    ``frequency_penalty`` are OpenAI's, on the generated tokens (:func:`~reasonkit.models.sampling.token_processors`).
+    ``frequency_penalty`` are OpenAI's, on the generated tokens (:func:`~reasonkit.models.sampling.token_processors`);
+    ``on_step`` gets the generated tokens so far (B, steps) on the CPU after every step (streaming).
     """
     if not prompts or any(len(p) == 0 for p in prompts):
         raise ValueError("decode needs at least one prompt and no empty prompt")
@@ -165,6 +167,8 @@ def decode(
                 hit_eos = bool(eos.numel()) and bool((tokens[r] == eos).any())
                 if hit_eos or generated >= budgets[r]:
                     ends[r] = generated
+        if on_step is not None:
+            on_step(ids[:, width:].cpu())
         if stopper is not None:
             stopper(ids, logits)
             for r, at in enumerate(stopper.stopped_at):
