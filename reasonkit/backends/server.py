@@ -20,6 +20,7 @@ generates (the model thread hands it the tokens after every step; ``_Handler._st
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import json
 import logging
@@ -244,10 +245,13 @@ class _Handler(OneRequestHandler):
             if request.chat:
                 for index in range(len(sent)):
                     self._event(make.role(index))
+            checked = time.monotonic()
             while not ticket.future.done():
-                try:
-                    latest = dict([_keyed(updates.get(timeout=0.05))])
-                except queue.Empty:
+                latest: dict[tuple[int, int], list[int]] = {}
+                with contextlib.suppress(queue.Empty):
+                    latest.update([_keyed(updates.get(timeout=0.05))])
+                if not latest or time.monotonic() - checked > 0.2:  # also while text is held back
+                    checked = time.monotonic()
                     if _client_gone(self.connection):
                         ticket.cancel("the client disconnected")
                         return
@@ -257,6 +261,7 @@ class _Handler(OneRequestHandler):
                             WireError("request cancelled: deadline passed", 504, code="timeout").to_json()
                         )
                         return
+                if not latest:
                     continue
                 while True:  # each update holds all tokens so far: only the latest per row matters
                     try:

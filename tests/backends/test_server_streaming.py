@@ -53,6 +53,14 @@ def test_stream_pieces_concatenate_to_the_plain_reply(client, kw):
     assert chunks[-1].choices == [] and chunks[-1].usage == plain.usage
 
 
+def test_a_stream_of_several_prompts_keeps_each_choice_apart(client):
+    kw = dict(model="tiny", prompt=["hello", "The quick brown", "what is"], n=2, temperature=1.0, seed=4)
+    plain = client.completions.create(max_tokens=30, **kw)
+    texts, finishes, _ = streamed_texts(client.completions.create(max_tokens=30, stream=True, **kw), 6)
+    assert finishes == [c.finish_reason for c in plain.choices]
+    assert texts == [c.text for c in plain.choices] and len(set(texts)) > 1
+
+
 def test_chat_stream_equals_the_chat_reply(client):
     kw = dict(model="tiny", messages=[{"role": "user", "content": "hello"}], max_tokens=30, seed=3)
     plain = client.chat.completions.create(**kw)
