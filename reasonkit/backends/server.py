@@ -295,6 +295,12 @@ class _Handler(OneRequestHandler):
             ticket.cancel("the client disconnected")
             logger.info("a streaming client disconnected")
             return
+        except Exception as exc:  # headers are out: the status cannot change, so say it in the stream
+            ticket.cancel("the stream failed")
+            logger.exception("streaming failed")
+            with contextlib.suppress(OSError):
+                self._event(WireError(f"streaming failed: {type(exc).__name__}: {exc}", 500).to_json())
+            return
         try:
             self.wfile.write(b"data: [DONE]\n\n")
         except OSError:

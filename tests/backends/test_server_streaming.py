@@ -94,3 +94,19 @@ def test_the_first_text_arrives_long_before_generation_ends(client):
     assert usage is not None and usage.completion_tokens >= 300  # a long generation, not an early EOS
     assert first is not None and first < total / 4, (first, total)
     assert pieces > 20  # written as it went, not in one piece at the end
+
+
+def test_a_failure_after_the_headers_reaches_the_client_as_an_error_event(chat_llama, chat_tokenizer):
+    backend = HFBackend(chat_llama, chat_tokenizer, name="tiny")
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    backend._generate_rows = boom  # type: ignore[method-assign]
+    with start_server(backend, served_model_name="tiny") as srv:
+        client = openai.OpenAI(base_url=srv.url, api_key="unused", max_retries=0, timeout=60)
+        with pytest.raises(openai.APIError, match="boom"):
+            list(client.completions.create(model="tiny", prompt="hello", max_tokens=5, stream=True))
+        assert srv.scheduler.streams  # and the server keeps serving
+        backend._generate_rows = HFBackend._generate_rows.__get__(backend)  # type: ignore[method-assign]
+        assert client.completions.create(model="tiny", prompt="hello", max_tokens=3).choices[0].text
