@@ -205,8 +205,9 @@ class Trainer:
         return summary
 
     def record(self, result: dict[str, Any], started: float) -> dict[str, Any]:
-        rows = {name: self.acc.gather(value) for name, value in result["rows"].items()}
-        varied = self.acc.gather(result["groups_varied"])
+        device = self.acc.device  # NCCL gathers device tensors only; the step returns CPU ones
+        rows = {name: self.acc.gather(value.to(device)).cpu() for name, value in result["rows"].items()}
+        varied = self.acc.gather(result["groups_varied"].to(device)).cpu()
         # each process's loss is the mean over its equal share of the sequences: their mean is the global one
         loss = self.acc.gather(torch.tensor([result["loss"]], device=self.acc.device)).mean()
         seconds = result["seconds"]
