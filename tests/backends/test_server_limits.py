@@ -135,17 +135,21 @@ def test_idle_and_slow_connections_hold_no_threads(server):
 
 
 def test_a_small_request_is_answered_while_a_large_one_runs(server):
-    """Fair scheduling: before, a request waited for every prompt of the one ahead of it (~35 s here)."""
+    """Fair scheduling: before, a request waited for every prompt of the one ahead of it (~35 s here).
+    The check is ordering, not a clock (a loaded machine stretches both): the small reply arrives while
+    the large request is still being generated."""
     body = json.dumps({"prompt": ["<q>9*8-7*6+5"] * 256, "max_tokens": 40, "temperature": 0}).encode()
     head = f"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n\r\n".encode()
     with socket.create_connection((server.host, server.port)) as large:
         large.sendall(head + body)
         time.sleep(0.5)  # the large request is running
-        small = answers_quickly(server)  # within 2 s, i.e. between two of its units
+        units = server.scheduler.units_run
+        status, reply = post(server, NORMAL, timeout=60.0)
+        assert status == 200 and reply["choices"][0]["text"] is not None
         large.setblocking(False)
         with pytest.raises(BlockingIOError):
             large.recv(1)  # the large one is still being generated
-    assert small < 2.0  # and closing its socket cancels the rest (next test)
+    assert server.scheduler.units_run - units < 256 // server.scheduler.unit_prompts  # it had units left
 
 
 def test_a_disconnected_client_s_work_is_cancelled(server):
