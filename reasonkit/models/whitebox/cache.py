@@ -349,7 +349,9 @@ class SlotCache:
         for state in self._states.values():
             tensors += list(state)
         for e in self._entries.values():
-            tensors += [e.columns, e.positions, e.valid] + ([e.row_counts] if e.row_counts is not None else [])
+            tensors += [e.columns, e.positions, e.valid] + (
+                [e.row_counts] if e.row_counts is not None else []
+            )
         for value in self.aux.values():
             tensors += value.tensors()
         return sum(t.numel() * t.element_size() for t in tensors)
