@@ -60,9 +60,7 @@ def random_order(grammar: Any, seed: int, limit: int = 200_000) -> list[tuple[in
 
 def run_controls(config: ControlsConfig, backend: Any = None) -> dict[str, Any]:
     from reasonkit.cola.report import write_run_report
-    from reasonkit.cola.scoring import PathScorer
-    from reasonkit.cola.search import load_run, select_problems
-    from reasonkit.cola.table import RewardTable
+    from reasonkit.cola.search import load_run, run_scorer, select_problems
     from reasonkit.progress import progress_bar
     from reasonkit.rundir import atomic_write_json, claim
 
@@ -79,11 +77,7 @@ def run_controls(config: ControlsConfig, backend: Any = None) -> dict[str, Any]:
     budgets = [len(r.scored) for r in records]  # model calls the search spent per problem
     backend = backend if backend is not None else search.load(search.model, local={"threads": config.threads})
     with claim(run, {}, what="CoLa search"):
-        table = RewardTable(run / "evaluations.jsonl")
-        scorer = PathScorer(
-            backend, problems, call=search.call, max_new_tokens=search.max_new_tokens,
-            budget_factor=search.budget_factor, batch_size=config.batch_size, table=table,
-        )  # fmt: skip
+        scorer = run_scorer(run, search, problems, backend, config.batch_size)
         grammar = search.grammar(scorer.num_layers)
         order = random_order(grammar, config.seed)
         rows = list(range(len(problems)))
@@ -102,7 +96,7 @@ def run_controls(config: ControlsConfig, backend: Any = None) -> dict[str, Any]:
             for r in rows:  # one row at a time: each problem draws its own K samples
                 samples.append(scorer.sample([r], budgets[r], config.temperature, config.seed)[0])
                 bar.update(1)
-        table.close()
+        scorer.table.close()
         default = [scorer.cached(r, scorer.default_path) for r in rows]
         summary = _summarize(records, default, random_correct, samples, budgets, scorer.num_layers)
         summary.update({"problems": len(records), "temperature": config.temperature, "seed": config.seed})

@@ -43,9 +43,7 @@ class RecallConfig:
 
 def run_recall(config: RecallConfig, backend: Any = None) -> dict[str, Any]:
     from reasonkit.cola.report import write_run_report
-    from reasonkit.cola.scoring import PathScorer
-    from reasonkit.cola.search import load_run, select_problems
-    from reasonkit.cola.table import RewardTable
+    from reasonkit.cola.search import load_run, run_scorer, select_problems
     from reasonkit.progress import progress_bar
     from reasonkit.rundir import atomic_write_json, claim
 
@@ -60,11 +58,7 @@ def run_recall(config: RecallConfig, backend: Any = None) -> dict[str, Any]:
     problems = [by_id[r.problem_id] for r in records]
     backend = backend if backend is not None else search.load(search.model, local={"threads": config.threads})
     with claim(run, {}, what="CoLa search"):
-        table = RewardTable(run / "evaluations.jsonl")
-        scorer = PathScorer(
-            backend, problems, call=search.call, max_new_tokens=search.max_new_tokens,
-            budget_factor=search.budget_factor, batch_size=config.batch_size, table=table,
-        )  # fmt: skip
+        scorer = run_scorer(run, search, problems, backend, config.batch_size)
         grammar = search.grammar(scorer.num_layers)
         paths = grammar.enumerate_paths()
         rows = list(range(len(problems)))
@@ -75,7 +69,7 @@ def run_recall(config: RecallConfig, backend: Any = None) -> dict[str, Any]:
             for path in todo:
                 scorer.score(path, rows)
                 bar.update(1)
-        table.close()
+        scorer.table.close()
         exhaustive = [{p: scorer.cached(r, p) for p in paths} for r in rows]
         summary = summarize_recall(records, exhaustive, scorer.num_layers)
         summary.update({"paths": len(paths), "call": search.call, "model_calls": scorer.calls})

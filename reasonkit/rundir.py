@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import sys
 import tempfile
 import threading
@@ -208,6 +209,18 @@ class Claim:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+def replace_directory(tmp: Path, target: Path) -> None:
+    """Replace directory ``target`` by the finished directory ``tmp`` (two renames; the old copy is
+    removed afterwards), so a reader sees the old or the new directory, never a half-written one."""
+    old = None
+    if target.exists():
+        old = target.with_name(f".{target.name}.old-{os.getpid()}")
+        os.replace(target, old)
+    os.replace(tmp, target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def claim(run_dir: str | Path, identity: Mapping[str, Any], *, what: str = "run") -> Claim:

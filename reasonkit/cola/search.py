@@ -186,6 +186,20 @@ def select_problems(config: SearchConfig) -> list[Problem]:
     return problems[: config.limit] if config.limit is not None else problems
 
 
+def run_scorer(
+    run: Path, search: SearchConfig, problems: Sequence[Problem], backend: Any, batch_size: int
+) -> Any:
+    """A PathScorer over a search run's own reward table and settings: what a runner that evaluates
+    more paths on a searched run (controls, exhaustive recall) scores with. Hold the run's claim."""
+    from reasonkit.cola.scoring import PathScorer
+    from reasonkit.cola.table import RewardTable
+
+    return PathScorer(
+        backend, problems, call=search.call, max_new_tokens=search.max_new_tokens,
+        budget_factor=search.budget_factor, batch_size=batch_size, table=RewardTable(run / "evaluations.jsonl"),
+    )  # fmt: skip
+
+
 def load_run(run: str | Path) -> tuple[SearchConfig, list[Any]]:
     """The settings and the per-problem records of a search run directory (FileNotFoundError naming
     the fix when it is not one)."""

@@ -14,7 +14,6 @@ reader (a resuming run, ``hrpo:OUT`` as a backend) sees the previous checkpoint 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -23,7 +22,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from reasonkit.rundir import atomic_write_json, read_json
+from reasonkit.rundir import atomic_write_json, read_json, replace_directory
 
 CHECKPOINT = "checkpoint"
 POLICY_FILE = "hrpo.json"
@@ -86,20 +85,10 @@ def save(
         ):  # mkdtemp and atomic writes make owner-only files; a model is for everyone
             path.chmod(0o755 if path.is_dir() else 0o644)
         tmp.chmod(0o755)
-        _swap_in(tmp, target)
+        replace_directory(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-
-
-def _swap_in(tmp: Path, target: Path) -> None:
-    old = None
-    if target.exists():
-        old = target.with_name(f".{target.name}.old-{os.getpid()}")
-        os.replace(target, old)
-    os.replace(tmp, target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def save_optimizer(optimizer: torch.optim.Optimizer, directory: Path) -> None:

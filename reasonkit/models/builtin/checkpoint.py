@@ -22,7 +22,7 @@ import torch
 from reasonkit.config import config_to_dict
 from reasonkit.models.builtin.config import IDENTITY_FIELDS, TrainLMConfig
 from reasonkit.models.builtin.tokenizer import save_tokenizer, vocabulary
-from reasonkit.rundir import atomic_open, atomic_write_json, identity_clash
+from reasonkit.rundir import atomic_open, atomic_write_json, identity_clash, replace_directory
 
 CHECKPOINT = "checkpoint.pt"
 EXPORT_FILES = (
@@ -115,17 +115,6 @@ def check_resumable(stored: dict[str, Any], cfg: TrainLMConfig, path: Path) -> N
         )
 
 
-def _swap_in(tmp: Path, target: Path) -> None:
-    """Replace directory ``target`` by ``tmp`` (two renames; the old copy is removed afterwards)."""
-    old = None
-    if target.exists():
-        old = target.with_name(f".{target.name}.old-{os.getpid()}")
-        os.replace(target, old)
-    os.replace(tmp, target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 def _save_weights(model: Any, directory: Path) -> None:
     from transformers.utils import logging as hf_logging
 
@@ -161,7 +150,7 @@ def export_model(model: Any, directory: str | Path, card: dict[str, Any]) -> Pat
         for path in tmp.iterdir():  # mkdtemp and atomic writes make owner-only files; a model is for everyone
             path.chmod(0o644)
         tmp.chmod(0o755)
-        _swap_in(tmp, target)
+        replace_directory(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
