@@ -6,8 +6,10 @@ Each strategy runs through the controller into its own resumable run directory u
 (rerunning skips finished problems; the baselines do not depend on the navigator, so comparing
 another navigator in the same ``--out`` reruns only its own ``rlot-*`` directory); then
 ``results.md`` / ``results.json`` hold one row per strategy — accuracy with a 95 % Wilson interval,
-tokens and calls per problem, accuracy by number of operations (arith) — and ``blocks.png`` the
-navigator's block-usage histogram. For arith the problems are the test split exactly as
+tokens and calls per problem, accuracy by number of operations (arith), and the navigator's
+accuracy by block sequence — and ``blocks.png`` the navigator's block-usage histogram. The learned
+policy as a picture is ``rlot-*/policy.png`` (block-transition graph, each edge with its share and
+success rate; :mod:`reasonkit.evals.policy_graph`), its graph ``rlot-*/policy.graphml``. For arith the problems are the test split exactly as
 ``reasonkit eval --bench arith`` draws it (``arith.benchmark("test", per_ops)``): never a training
 or validation problem.
 """
@@ -24,6 +26,7 @@ from typing import Any
 
 from reasonkit.backends.options import BackendOptions
 from reasonkit.config import parse_config
+from reasonkit.evals.policy_graph import draw_transition_graph, sequence_rows, transition_graph, write_graphml
 from reasonkit.plots import bar_plot
 from reasonkit.rundir import atomic_write_json, atomic_write_text, claim
 from reasonkit.types import Problem, Trace
@@ -45,9 +48,14 @@ class CompareConfig(BackendOptions):
 
     navigator: str = field(default="builtin-arith", metadata={"help": "navigator file or preset name"})
     task: str = field(
-        default="arith", metadata={"help": "arith (its test split) or a benchmark / JSONL file"}
+        default="arith",
+        metadata={
+            "help": "arith or arith-hard (4-digit operands; their test split), or a benchmark / JSONL file"
+        },
     )
-    per_ops: int = field(default=25, metadata={"help": "arith: test problems per operation count (1..8)"})
+    per_ops: int = field(
+        default=50, metadata={"help": "arith, arith-hard: test problems per operation count (1..8)"}
+    )
     problems: int | None = field(
         default=None, metadata={"help": "other tasks: held-out problems (default all)"}
     )
@@ -78,10 +86,12 @@ def wilson(correct: int, n: int, z: float = 1.96) -> tuple[float, float]:
 
 
 def heldout_problems(config: CompareConfig) -> list[Problem]:
-    if config.task == "arith":
+    if config.task in ("arith", "arith-hard"):
         from reasonkit.tasks import arith
 
-        return arith.benchmark("test", per_ops=config.per_ops, seed=config.seed)
+        return arith.benchmark(
+            "test", per_ops=config.per_ops, seed=config.seed, config=arith.problem_config(config.task)
+        )
     from reasonkit.navigators.problems import load_task
 
     return load_task(config.task, "test", config.problems, seed=config.seed)
@@ -148,6 +158,13 @@ def markdown(rows: Sequence[dict[str, Any]], config: CompareConfig) -> str:
             f"{b} {c} ({c / total:.0%})" for b, c in sorted(rlot["blocks"].items(), key=lambda x: -x[1])
         )
         lines += ["", f"Navigator block usage (blocks it chose over all problems): {usage}."]
+    if rlot is not None and rlot.get("sequences"):
+        lines += ["", "Navigator accuracy by block sequence:", "",
+                  "| blocks | problems | share | accuracy | tokens / problem |", "|---|---|---|---|---|"]  # fmt: skip
+        for r in rlot["sequences"]:
+            lines.append(
+                f"| {r['sequence']} | {r['n']} | {r['share']:.1%} | {r['accuracy']:.3f} | {r['tokens_per_problem']:.0f} |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -192,7 +209,16 @@ def _compare(
             backend, strategy, out_dir=out / slug, batch_size=config.batch_size, progress=config.progress,
             run_info=info,
         )  # fmt: skip
-        rows.append(row_of(name, controller.run(problems).traces, problems))
+        traces = controller.run(problems).traces
+        rows.append(row_of(name, traces, problems))
+        if strategy is navigator:
+            rows[-1]["sequences"] = sequence_rows(traces)
+            graph = transition_graph(traces)
+            write_graphml(graph, out / slug / "policy.graphml")
+            draw_transition_graph(
+                graph, out / slug / "policy.png",
+                title=f"navigator {config.navigator} on {len(traces)} problems, model {config.model}",
+            )  # fmt: skip
     atomic_write_json(
         out / "results.json", {"config": config.__dict__ | {"fixed": list(config.fixed)}, "rows": rows}
     )

@@ -12,7 +12,7 @@ from pathlib import Path
 from reasonkit.rundir import atomic_write_bytes
 
 
-def _figure():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -21,8 +21,8 @@ def _figure():
     return plt
 
 
-def _save(fig, path: str | Path) -> None:
-    plt = _figure()
+def save_figure(fig, path: str | Path) -> None:
+    plt = pyplot()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
@@ -41,7 +41,7 @@ def line_plot(
 ) -> None:
     """One line per entry of ``series`` (name -> (xs, ys)); the names in ``references`` (baselines,
     targets) are drawn dashed, without markers."""
-    plt = _figure()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
     for name, (xs, ys) in series.items():
         if name in references:
@@ -56,7 +56,7 @@ def line_plot(
     ax.grid(alpha=0.3)
     if len(series) > 1:
         ax.legend()
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def bar_plot(
@@ -69,7 +69,7 @@ def bar_plot(
     errors: Mapping[str, Mapping[str, float]] | None = None,
 ) -> None:
     """Grouped bars: ``groups[group][series] = value`` (e.g. accuracy by level for each strategy)."""
-    plt = _figure()
+    plt = pyplot()
     group_names = list(groups)
     series_names: list[str] = []
     for values in groups.values():
@@ -92,7 +92,7 @@ def bar_plot(
     ax.grid(axis="y", alpha=0.3)
     if len(series_names) > 1:
         ax.legend()
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def scatter_plot(
@@ -107,7 +107,7 @@ def scatter_plot(
 ) -> None:
     """Scattered ``points`` (name -> (xs, ys), drawn translucent so overlaps show density) with optional
     ``lines`` over them (a frontier, a reference), drawn as steps."""
-    plt = _figure()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
     for name, (xs, ys) in points.items():
         ax.scatter(list(xs), list(ys), s=14, alpha=0.35, label=name)
@@ -120,4 +120,4 @@ def scatter_plot(
         ax.set_ylim(*ylim)
     ax.grid(alpha=0.3)
     ax.legend()
-    _save(fig, path)
+    save_figure(fig, path)

@@ -21,22 +21,9 @@ from typing import Any
 import torch
 
 from reasonkit.tasks import arith
-from reasonkit.tasks.arith import ArithConfig
+from reasonkit.tasks.arith import PROBLEM_SETS, problem_config  # noqa: F401  (named problem sets live in the task)
 
 IGNORE = -100
-
-#: Named problem sets. "arith-hard" (4-digit operands, 2-digit factors) leaves the built-in model room
-#: to improve: it misses 1.37 % of gold CoT test tokens there (0.14 % on "arith"; docs/tah.md) and solves 48 %.
-PROBLEM_SETS: dict[str, ArithConfig] = {
-    "arith": ArithConfig(),
-    "arith-hard": ArithConfig(max_digits=4, mul_max_digits=2, max_abs_value=99999),
-}
-
-
-def problem_config(name: str) -> ArithConfig:
-    if name not in PROBLEM_SETS:
-        raise ValueError(f"unknown problem set {name!r}; choose one of {sorted(PROBLEM_SETS)}")
-    return PROBLEM_SETS[name]
 
 
 def cot_pairs(problems: str, split: str, seed: int, start: int, n: int) -> list[tuple[str, str]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import torch
@@ -48,6 +49,15 @@ def test_compare_runs_every_strategy_on_the_test_split(tmp_path):
     table = (tmp_path / "cmp" / "results.md").read_text()
     assert "| rlot | 1.000 |" in table and f"decompose {rlot['blocks']['decompose']} (100%)" in table
     assert (tmp_path / "cmp" / "blocks.png").read_bytes()[:4] == b"\x89PNG"
+    # accuracy by block sequence and the transition graph of the navigator's own run
+    seqs = rlot["sequences"]
+    assert sum(r["n"] for r in seqs) == rlot["n"] and all(r["accuracy"] == 1.0 for r in seqs)
+    assert all(set(r["sequence"].split(",")) <= {"decompose", "terminate"} for r in seqs)
+    top = seqs[0]
+    assert f"| {top['sequence']} | {top['n']} | {top['n'] / rlot['n']:.1%} | 1.000 |" in table
+    nav_dir = tmp_path / "cmp" / f"rlot-{navigator_slug(str(path))}"
+    assert (nav_dir / "policy.png").read_bytes()[:4] == b"\x89PNG"
+    assert "1:decompose" in (nav_dir / "policy.graphml").read_text()
 
 
 def _constant_navigator(path, action: int) -> str:
@@ -86,3 +96,17 @@ def test_a_changed_navigator_file_is_not_mixed_with_old_records(tmp_path):
     _constant_navigator(path, 4)  # same file name, other weights
     with pytest.raises(RunDirError, match="navigator_sha256"):
         compare(CompareConfig(navigator=str(path), **common), backend=ScriptedArithLM())
+
+
+def test_arith_hard_is_another_split_of_the_same_task():
+    from reasonkit.evals.compare_navigator import heldout_problems
+
+    hard = heldout_problems(CompareConfig(task="arith-hard", per_ops=3, progress=False))
+    plain = heldout_problems(CompareConfig(task="arith", per_ops=3, progress=False))
+    assert len(hard) == len(plain) == 24 and not {p.id for p in hard} & {p.id for p in plain}
+    assert all(p.kind == "arith" for p in hard)
+    assert [p.meta["n_ops"] for p in hard] == [p.meta["n_ops"] for p in plain]  # same operation counts
+    assert max(len(n) for p in hard for n in re.findall(r"\d+", p.question)) == 4  # 4-digit operands
+    assert max(len(n) for p in plain for n in re.findall(r"\d+", p.question)) < 4
+    with pytest.raises(ValueError, match="unknown problem set"):
+        arith.problem_config("arith-impossible")

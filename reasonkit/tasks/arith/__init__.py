@@ -22,6 +22,7 @@ from reasonkit.tasks.arith import teacher
 from reasonkit.tasks.arith.corrupt import CORRUPTION_KINDS, corrupt_step
 from reasonkit.tasks.arith.expr import ArithExpressionError, count_ops, evaluate, parse, render
 from reasonkit.tasks.arith.generate import (
+    PROBLEM_SETS,
     SPLITS,
     ArithConfig,
     benchmark,
@@ -30,6 +31,7 @@ from reasonkit.tasks.arith.generate import (
     level_of,
     load_jsonl,
     make_problem,
+    problem_config,
     sample_expression,
     split_of,
 )
@@ -45,6 +47,7 @@ from reasonkit.tasks.arith.training import (
 __all__ = [
     "CORRUPTION_KINDS",
     "DEFAULT_MIXTURE",
+    "PROBLEM_SETS",
     "SPLITS",
     "ArithConfig",
     "ArithExpressionError",
@@ -64,6 +67,7 @@ __all__ = [
     "make_problem",
     "parse",
     "parse_step",
+    "problem_config",
     "render",
     "sample_expression",
     "sample_state",
