@@ -57,21 +57,35 @@ class OwnStep:
         return [*self.before, self.step]
 
 
-def _generate(backend: Any, prompts: Sequence[Any], call: str, batch: int) -> list[str]:
+def _generate(
+    backend: Any, prompts: Sequence[Any], call: str, batch: int, temperature: float = 0.0, seed: int = 0
+) -> list[str]:
+    """Greedy completions, or seeded samples at ``temperature`` (one seed per batch, so reruns agree)."""
+    from dataclasses import replace
+
     from reasonkit.packs import load_pack
 
     params = load_pack("compact").sampling(call)
     out: list[str] = []
     for start in range(0, len(prompts), batch):
+        if temperature > 0:
+            params = replace(params, temperature=temperature, seed=seed * 1_000_003 + start)
         out += [c[0].text for c in backend.generate(list(prompts[start : start + batch]), params)]
     return out
 
 
 def rollouts(
-    backend: Any, problems: Sequence[Problem], batch: int = 64, max_steps: int = 12
+    backend: Any,
+    problems: Sequence[Problem],
+    batch: int = 64,
+    max_steps: int = 12,
+    temperature: float = 0.0,
+    seed: int = 0,
 ) -> list[OwnStep]:
-    """Greedy ``reason_step`` rollouts; every step labelled. A rollout stops at a literal, at a step
-    that cannot be read (labelled wrong; nothing follows from it) or after ``max_steps``."""
+    """``reason_step`` rollouts, greedy (or sampled at ``temperature``); every step labelled. A rollout
+    stops at a literal, at a step that cannot be read (labelled wrong; nothing follows from it) or
+    after ``max_steps``. A sampled rollout continues past a wrong but readable step, from the state
+    the model wrote, as the model itself would."""
     from reasonkit.packs import load_pack
     from reasonkit.tasks.arith.expr import is_literal, parse
     from reasonkit.tasks.arith.steps import check_step, parse_step
@@ -79,12 +93,13 @@ def rollouts(
     pack = load_pack("compact")
     states: dict[int, tuple[list[str], Any]] = {i: ([], parse(p.question)) for i, p in enumerate(problems)}
     labelled: list[OwnStep] = []
-    for _ in range(max_steps):
+    for depth in range(max_steps):
         live = [i for i, (_, node) in states.items() if not is_literal(node)]
         if not live:
             break
         prompts = [pack.reason_step(problems[i], states[i][0]) for i in live]
-        for i, text in zip(live, _generate(backend, prompts, "reason_step", batch)):
+        texts = _generate(backend, prompts, "reason_step", batch, temperature, seed * 100 + depth)
+        for i, text in zip(live, texts):
             steps, node = states[i]
             step = text.strip()
             check = check_step(node, step)
@@ -102,28 +117,46 @@ def _flags(scores: Sequence[int]) -> bool:
     return any(s == 1 for s in scores[:3])
 
 
-def measure(backend: Any, problems: Sequence[Problem], batch: int = 64) -> dict[str, Any]:
-    """Self-evaluation, refine and single-subtask summaries on the model's own steps of ``problems``."""
+def judge(backend: Any, own: Sequence[OwnStep], batch: int = 64) -> list[dict[str, Any]]:
+    """Self-evaluation and refine on each labelled step: one record per step with ``flagged`` (the
+    model scored the step wrong) and ``fixed_ok`` (refine's output: a repair of a wrong step, or a
+    right step left right)."""
     from reasonkit.packs import load_pack
     from reasonkit.tasks.arith.steps import check_step
     from reasonkit.tasks.arith.teacher import current_expression
 
     pack = load_pack("compact")
-    own = rollouts(backend, problems, batch)
     scores = _generate(backend, [pack.self_evaluate(s.problem, s.steps) for s in own], "self_evaluate", batch)
     refined = _generate(backend, [pack.refine(s.problem, s.steps) for s in own], "refine", batch)
-    counts = {"wrong": 0, "right": 0, "flagged_wrong": 0, "flagged_right": 0, "repaired": 0, "broken": 0}
+    records = []
     for s, text, new in zip(own, scores, refined):
-        group = "right" if s.ok else "wrong"
+        check = check_step(current_expression(s.problem.question, list(s.before)), new.strip())
+        good = bool(check.ok) if s.ok else bool(check.ok and check.calculation is True)
+        records.append({
+            "question": s.problem.question, "before": list(s.before), "step": s.step, "ok": s.ok,
+            "self_evaluation": text.strip(), "flagged": _flags(pack.parse_scores(text)),
+            "refined": new.strip(), "fixed_ok": good,
+        })  # fmt: skip
+    return records
+
+
+def measure(
+    backend: Any, problems: Sequence[Problem], batch: int = 64, steps_out: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """Self-evaluation, refine and single-subtask summaries on the model's own steps of ``problems``
+    (every judged step is appended to ``steps_out`` when given)."""
+    records = judge(backend, rollouts(backend, problems, batch), batch)
+    if steps_out is not None:
+        steps_out.extend(records)
+    counts = {"wrong": 0, "right": 0, "flagged_wrong": 0, "flagged_right": 0, "repaired": 0, "broken": 0}
+    for r in records:
+        group = "right" if r["ok"] else "wrong"
         counts[group] += 1
-        counts[f"flagged_{group}"] += int(_flags(pack.parse_scores(text)))
-        prev = current_expression(s.problem.question, list(s.before))
-        check = check_step(prev, new.strip())
-        good = bool(check.ok and check.calculation is True) if not s.ok else bool(check.ok)
-        if s.ok:
-            counts["broken"] += int(not good)
+        counts[f"flagged_{group}"] += int(r["flagged"])
+        if r["ok"]:
+            counts["broken"] += int(not r["fixed_ok"])
         else:
-            counts["repaired"] += int(good)
+            counts["repaired"] += int(r["fixed_ok"])
     summary = single_subtask_summaries(backend, problems, batch)
     rate = lambda a, b: round(a / b, 4) if b else None  # noqa: E731
     figures = {
@@ -181,6 +214,38 @@ def own_pairs(own: Sequence[OwnStep], wrong_share: float = 0.5, seed: int = 0) -
     return pairs
 
 
+def summary_pairs(problems: Sequence[Problem], seed: int = 0) -> list[dict[str, str]]:
+    """Teacher targets for summarize given a *prefix* of the subtasks (one subtask most often).
+
+    The original stream only ever summarises every subtask of a decomposition, so a summary of one
+    subtask (what the decompose block asks when the model lists one, and what
+    :func:`single_subtask_summaries` measures) is off its distribution. One pair per problem, all
+    results true; states are the problem or a teacher prefix of its steps."""
+    from reasonkit.packs import load_pack
+    from reasonkit.tasks.arith import teacher
+    from reasonkit.tasks.arith.expr import parse
+    from reasonkit.tasks.arith.steps import gold_steps
+    from reasonkit.tasks.arith.training import _solution_text, restyle
+
+    pack = load_pack("compact")
+    rng = random.Random(f"reasonkit.summary-pairs:{seed}")
+    pairs = []
+    for p in problems:
+        gold = gold_steps(parse(p.question))
+        steps = gold[: rng.randrange(len(gold))] if gold and rng.random() < 0.3 else []
+        subtasks = teacher.decompose(p.question, steps)
+        if not subtasks:
+            continue
+        k = 1 if rng.random() < 0.6 else rng.randint(1, len(subtasks))
+        chosen = subtasks[:k]
+        values: list[int | None] = [teacher.solve_subtask(t)[1] for t in chosen]
+        shown = [restyle(pack, t) for t in steps]
+        prompt = pack.summarize(p, shown, chosen, [_solution_text(pack, t) for t in chosen])
+        target = restyle(pack, teacher.summarize(p.question, steps, chosen, values))
+        pairs.append({"task": "summarize", "prompt": str(prompt), "target": target, "own_step_ok": "n/a"})
+    return pairs
+
+
 @dataclass
 class OwnMistakesConfig(BackendOptions):
     """Measure self-evaluation, refine and summarize on the model's own steps (and build targets)."""
@@ -194,11 +259,29 @@ class OwnMistakesConfig(BackendOptions):
         default=None, metadata={"help": "write training pairs (JSONL) built from the model's own steps here"}
     )
     wrong_share: float = field(default=0.5, metadata={"help": "share of states ending in a wrong step"})
+    steps: str | None = field(
+        default=None,
+        metadata={
+            "help": "write every judged own step (JSONL: the step, its label, self-evaluation, refine)"
+        },
+    )
+    samples: int = field(
+        default=0,
+        metadata={
+            "help": "with --pairs: sampled rollouts per problem besides the greedy one (more own slips)"
+        },
+    )
+    temperature: float = field(default=1.0, metadata={"help": "temperature of the sampled rollouts"})
+    summaries: int = field(
+        default=0, metadata={"help": "with --pairs: add summarize targets on this many more problems"}
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.problems < 1 or self.batch_size < 1 or not 0 < self.wrong_share <= 1:
             raise ValueError("--problems and --batch-size must be >= 1 and --wrong-share in (0, 1]")
+        if self.samples < 0 or self.summaries < 0 or not 0 < self.temperature <= 2:
+            raise ValueError("--samples and --summaries must be >= 0 and --temperature in (0, 2]")
 
 
 def problems_of(split: str, n: int, seed: int) -> list[Problem]:
@@ -215,15 +298,28 @@ def own_mistakes_command(argv: Sequence[str] | None = None) -> int:
     backend = cfg.load(cfg.model)
     problems = problems_of(cfg.split, cfg.problems, cfg.seed)
     if cfg.pairs:
+        from tqdm import tqdm
+
         own = rollouts(backend, problems, cfg.batch_size)
+        for k in tqdm(range(cfg.samples), desc="sampled rollouts", unit="pass"):
+            own += rollouts(
+                backend, problems, cfg.batch_size, temperature=cfg.temperature, seed=cfg.seed * 1000 + k + 1
+            )
         pairs = own_pairs(own, cfg.wrong_share, cfg.seed)
+        if cfg.summaries:
+            # problems of their own (another seed), so the summaries do not repeat the rolled-out ones
+            pairs += summary_pairs(problems_of(cfg.split, cfg.summaries, cfg.seed + 1), cfg.seed)
+            random.Random(f"reasonkit.own-pairs-mix:{cfg.seed}").shuffle(pairs)
         atomic_write_text(Path(cfg.pairs), "".join(json.dumps(p) + "\n" for p in pairs))
         wrong = sum(not s.ok for s in own)
         print(
             f"{len(own)} own steps ({wrong} wrong) on {len(problems)} {cfg.split} problems -> {len(pairs)} pairs in {cfg.pairs}"
         )
         return 0
-    results = measure(backend, problems, cfg.batch_size)
+    records: list[dict[str, Any]] = []
+    results = measure(backend, problems, cfg.batch_size, records)
+    if cfg.steps:
+        atomic_write_text(Path(cfg.steps), "".join(json.dumps(r) + "\n" for r in records))
     results.update({"model": cfg.model, "split": cfg.split, "seed": cfg.seed})
     if cfg.out:
         atomic_write_json(Path(cfg.out), results)

@@ -136,3 +136,54 @@ def test_finetune_from_the_shipped_model_with_extra_pairs_changes_it(tmp_path):
     path.write_text(path.read_text() + path.read_text())  # other extra data: another run
     with pytest.raises(ValueError, match="extra_data_sha256"):
         train_lm(parse_config(TrainLMConfig, argv))
+
+
+def test_summary_pairs_summarise_a_prefix_of_the_subtasks_with_the_teachers_step():
+    from reasonkit.evals.own_mistakes import summary_pairs
+
+    problems = [make_problem(q) for q in ("5*3+2*4", "7-2*3", "9+8", "(2+3)*(4+1)-6", "6*2-3*3+8*1")] * 8
+    pairs = summary_pairs(problems, seed=0)
+    assert len(pairs) == len(problems) and {p["task"] for p in pairs} == {"summarize"}
+    hand = {  # summaries by hand: the listed results put into the expression
+        "<q>5*3+2*4<sum>5*3=15": "5*3=15|15+2*4",
+        "<q>5*3+2*4<sum>5*3=15,2*4=8": "5*3=15,2*4=8|15+8",
+        "<q>7-2*3<sum>2*3=6": "2*3=6|7-6",
+        "<q>9+8<sum>9+8=17": "9+8=17|17",
+    }
+    seen = {p["prompt"].split("<sep>")[-1]: p["target"] for p in pairs}
+    checked = 0
+    for prompt, target in seen.items():
+        for tail, want in hand.items():
+            if prompt.endswith(tail):
+                assert target == want, prompt
+                checked += 1
+    assert checked >= 4
+    single = sum(p["prompt"].count("=") == 1 for p in pairs if "(" not in p["prompt"])
+    assert single >= len(pairs) // 3  # one subtask is the common case
+    assert summary_pairs(problems, seed=0) == pairs  # seeded
+
+
+def test_judge_counts_flags_repairs_and_breaks_by_hand():
+    from reasonkit.evals.own_mistakes import judge
+
+    slip, fine = make_problem("7+8*2"), make_problem("2*3+4")
+    own = [
+        OwnStep(slip, (), "8*2=18|7+18", ok=False),  # flagged and repaired
+        OwnStep(fine, (), "2*3=6|6+4", ok=True),  # not flagged, left alone
+        OwnStep(fine, ("2*3=6|6+4",), "6+4=11|11", ok=False),  # missed, "repaired" into another slip
+        OwnStep(fine, ("2*3=6|6+4",), "6+4=10|10", ok=True),  # a false alarm, then broken by refine
+    ]
+    model = Scripted({
+        "<q>7+8*2;8*2=18|7+18<eval>": "3313333", "<q>7+8*2;8*2=18|7+18<refine>": "8*2=16|7+16",
+        "<q>2*3+4;2*3=6|6+4<eval>": "3333333", "<q>2*3+4;2*3=6|6+4<refine>": "2*3=6|6+4",
+        "<q>2*3+4;2*3=6|6+4;6+4=11|11<eval>": "3333333", "<q>2*3+4;2*3=6|6+4;6+4=11|11<refine>": "6+4=12|12",
+        "<q>2*3+4;2*3=6|6+4;6+4=10|10<eval>": "1333333", "<q>2*3+4;2*3=6|6+4;6+4=10|10<refine>": "6+4=9|9",
+    })  # fmt: skip
+    records = judge(model, own, batch=3)
+    assert [(r["flagged"], r["fixed_ok"]) for r in records] == [
+        (True, True),
+        (False, True),
+        (False, False),
+        (True, False),
+    ]
+    assert records[0]["refined"] == "8*2=16|7+16" and records[2]["ok"] is False
