@@ -2,6 +2,7 @@
 
 Accepted specs:
   ``builtin``                              the model shipped in reasonkit/models/zoo/builtin (HFBackend)
+  ``builtin-v1``                           its first version, kept for comparisons (zoo/builtin-v1)
   ``openai:<base_url>#<model>``            an OpenAI-compatible server and the model it serves (canonical)
   ``openai:<base_url>/v1/<model>``         the same, model after ``/v1/`` (model names may contain ``/``)
   ``http(s)://host:port/v1[#<model>]``     a server URL (``openai:`` optional); without a model, the one
@@ -28,6 +29,8 @@ from reasonkit.backends.base import BackendError, LanguageModel
 #: What an HF model id looks like: "name" or "org/name" (letters, digits, "_", "-", ".").
 HF_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 BUILTIN_DIR = Path(__file__).resolve().parent.parent / "models" / "zoo" / "builtin"
+#: the first built-in model (docs/builtin-model.md, "Versions"); the methods' figures were measured on it
+BUILTIN_V1_DIR = BUILTIN_DIR.parent / "builtin-v1"
 
 #: Specs of models that a method changes: ``NAME:ARGUMENTS`` -> the ``module:function`` that loads
 #: them (called with the arguments and load_backend's keyword arguments; imported only when used).
@@ -40,7 +43,7 @@ METHOD_SPECS: dict[str, str] = {
 }
 
 SPEC_FORMS = (
-    "'builtin'; 'openai:http://HOST:PORT/v1#MODEL'; 'openai:http://HOST:PORT/v1/MODEL'; "
+    "'builtin' (or 'builtin-v1'); 'openai:http://HOST:PORT/v1#MODEL'; 'openai:http://HOST:PORT/v1/MODEL'; "
     "'http://HOST:PORT/v1' (the one model it serves) or 'http://HOST:PORT/v1#MODEL'; "
     "an HF id such as 'Qwen/Qwen2.5-0.5B-Instruct'; a local model directory (optionally prefixed 'hf:'); "
     "'layers:0,1,1,2-7@builtin' (a local model run through a layer path)"
@@ -65,6 +68,8 @@ def parse_spec(spec: str) -> BackendSpec:
     spec = spec.strip()
     if spec == "builtin":
         return BackendSpec("builtin", str(BUILTIN_DIR))
+    if spec == "builtin-v1":
+        return BackendSpec("builtin", str(BUILTIN_V1_DIR), model="builtin-v1")
     if spec.startswith("openai:"):
         rest = spec[len("openai:") :]
         if not rest.startswith(("http://", "https://")):
@@ -129,14 +134,15 @@ def load_backend(spec: str, *, cache: bool | str | Path | None = None, **kwargs:
     elif parsed.kind == "openai":
         backend = _server_backend(parsed, kwargs)
     elif parsed.kind == "builtin":
-        if not (BUILTIN_DIR / "config.json").is_file():
+        where = Path(parsed.target)
+        if not (where / "config.json").is_file():
             raise BackendError(
-                f"the built-in model is not in this installation (expected at {BUILTIN_DIR}); build it with "
+                f"the built-in model is not in this installation (expected at {where}); build it with "
                 "`reasonkit train-lm`, or pass an HF id, a local model directory or a server URL instead"
             )
         from reasonkit.backends.hf import HFBackend
 
-        backend = HFBackend(str(BUILTIN_DIR), name=kwargs.pop("name", "builtin"), **kwargs)
+        backend = HFBackend(str(where), name=kwargs.pop("name", parsed.model or "builtin"), **kwargs)
     else:
         from reasonkit.backends.hf import HFBackend
 

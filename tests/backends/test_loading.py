@@ -21,6 +21,7 @@ from reasonkit.types import SamplingParams
     ("spec", "expected"),
     [
         ("builtin", BackendSpec("builtin", str(loading.BUILTIN_DIR))),
+        ("builtin-v1", BackendSpec("builtin", str(loading.BUILTIN_V1_DIR), "builtin-v1")),
         (
             "openai:http://h:8000/v1#Qwen/Qwen2.5-7B-Instruct",
             BackendSpec("openai", "http://h:8000/v1", "Qwen/Qwen2.5-7B-Instruct"),
@@ -87,6 +88,18 @@ def test_builtin_loads_the_shipped_directory_with_its_prompt_pack(monkeypatch, t
         and lm.prompt_pack == "compact"
         and lm.batch_size == 2
     )
+
+
+def test_both_shipped_versions_load_under_their_names():
+    from safetensors.torch import load_file
+
+    v2, v1 = load_backend("builtin"), load_backend("builtin-v1")
+    assert (v2.name, v1.name) == ("builtin", "builtin-v1") and v1.prompt_pack == v2.prompt_pack == "compact"
+    a = load_file(str(loading.BUILTIN_DIR / "model.safetensors"))
+    b = load_file(str(loading.BUILTIN_V1_DIR / "model.safetensors"))
+    assert a.keys() == b.keys() and any(not (a[k] == b[k]).all() for k in a)  # two different models
+    card = json.loads((loading.BUILTIN_DIR / "reasonkit.json").read_text())
+    assert card["train_config"]["finetune_from"]  # v2 continues from a checkpoint (docs/builtin-model.md)
 
 
 def test_local_path_and_cache_wrapping(model_dir, tmp_path):
