@@ -208,22 +208,40 @@ def test_serve_command_serves_until_ctrl_c(model_dir: Path, capsys):
     answers: list[object] = []
 
     def client() -> None:
+        # wait until the server is up (loading may take long on a busy machine): a client that gave
+        # up first would leave serve_command running and the test hanging
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5).close()
+                break
+            except Exception as exc:  # not up yet (any failure: the loop must not die silently)
+                if time.monotonic() > deadline:
+                    answers.append(TimeoutError(f"the server did not come up in 180 s ({exc!r})"))
+                    break  # interrupt anyway: serve_command must not run on forever
+                time.sleep(0.1)
         try:
-            lm = OpenAIBackend(url, "tiny", max_retries=50, backoff=0.05, max_backoff=0.1, timeout=30)
-            answers.append(lm.generate([CHAT], SamplingParams(max_new_tokens=3)))
+            if not answers:
+                lm = OpenAIBackend(url, "tiny", max_retries=5, backoff=0.05, max_backoff=0.1, timeout=30)
+                answers.append(lm.generate([CHAT], SamplingParams(max_new_tokens=3)))
         except BaseException as exc:  # reported by the assertion below
             answers.append(exc)
         finally:
-            try:  # only interrupt a server that is up: a stray SIGINT would stop the whole test run
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5).close()
-            except OSError:
-                return
             os.kill(os.getpid(), signal.SIGINT)  # what Ctrl-C sends; serve_command must catch it
 
-    thread = threading.Thread(target=client, daemon=True)
-    thread.start()
-    assert serve_command(["--model", str(model_dir), "--port", str(port), "--served-model-name", "tiny"]) == 0
-    thread.join(timeout=10)
+    # A shell starts background jobs (`make test &`, nohup) with SIGINT ignored, and Python then keeps
+    # it ignored: Ctrl-C's KeyboardInterrupt must be switched on here or the server never stops.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        thread = threading.Thread(target=client, daemon=True)
+        thread.start()
+        assert (
+            serve_command(["--model", str(model_dir), "--port", str(port), "--served-model-name", "tiny"])
+            == 0
+        )
+        thread.join(timeout=10)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert len(answers) == 1 and isinstance(answers[0], list) and len(answers[0][0]) == 1, answers
     assert f"'tiny' at {url}" in capsys.readouterr().err
 
