@@ -1,12 +1,13 @@
 """A navigator's learned policy, read from its traces: block sequences and the block-transition graph.
 
 Every RLoT trace records the blocks the navigator chose (``trace.meta["blocks"]``, ending in
-``terminate`` unless the depth limit stopped it). From a set of traces this module builds
+``terminate`` unless the episode stopped without it). From a set of traces this module builds
 
 * :func:`sequence_rows` — each distinct block sequence: how many problems took it, its share, its
   accuracy and tokens (the "accuracy by block sequence" table of ``reasonkit eval navigator``);
 * :func:`transition_graph` — a networkx ``DiGraph`` with a ``start`` node, one node per (step, block)
-  and an ``end`` node for the depth limit; each edge carries ``count``, ``share`` (of the problems
+  and an ``end`` node for episodes that stopped without terminate (the problem was solved to a
+  number, or the depth limit); each edge carries ``count``, ``share`` (of the problems
   that reached its source node) and ``success`` (accuracy of the problems that took it);
 * :func:`draw_transition_graph` — that graph as a PNG a person reads at a glance: steps left to
   right, edge width by share, each edge labelled "share · success".
@@ -70,7 +71,7 @@ def transition_graph(traces: Sequence[Trace]) -> Any:
         blocks = blocks_of(t)
         path = [START, *(_node(i + 1, b) for i, b in enumerate(blocks))]
         if not blocks or blocks[-1] != "terminate":
-            path.append(END)  # stopped by the depth limit
+            path.append(END)  # stopped without terminate: solved to a number, or the depth limit
         visits.update(path)
         for edge in pairwise(path):
             edges[edge] += 1
@@ -120,17 +121,17 @@ def draw_transition_graph(graph: Any, path: str | Path, *, title: str, min_share
         ax.annotate(
             "", xy=(x1, y1), xytext=(x0, y0),
             arrowprops={"arrowstyle": "-|>", "lw": 0.5 + 6 * d["share"], "color": "#555555", "alpha": 0.7,
-                        "shrinkA": 18, "shrinkB": 18, "connectionstyle": "arc3,rad=0.08"},
+                        "shrinkA": 22, "shrinkB": 22, "connectionstyle": "arc3,rad=0.08"},
         )  # fmt: skip
         ax.text((x0 + x1) / 2, (y0 + y1) / 2 + 0.12, f"{d['share']:.0%} · {d['success']:.0%} ok",
                 ha="center", fontsize=7, color="#222222",
                 bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.8})  # fmt: skip
     for node, d in graph.nodes(data=True):
         x, y = pos[node]
-        label = "depth limit" if node == END else d["block"]
-        ax.scatter([x], [y], s=1400, color=colors.get(d["block"], "#cccccc"), zorder=3)
+        label = "ended" if node == END else d["block"]
+        ax.scatter([x], [y], s=2600, color=colors.get(d["block"], "#cccccc"), zorder=3)
         ax.text(
-            x, y, f"{label}\n{d['visits']}", ha="center", va="center", fontsize=7, color="white", zorder=4
+            x, y, f"{label}\n{d['visits']}", ha="center", va="center", fontsize=6.5, color="white", zorder=4
         )
     ax.set_xticks(range(last + 1))
     ax.set_xticklabels(["start", *(f"block {s}" for s in range(1, last)), "stop"])
@@ -140,5 +141,9 @@ def draw_transition_graph(graph: Any, path: str | Path, *, title: str, min_share
     for side in ("left", "right", "top"):
         ax.spines[side].set_visible(False)
     note = f" (edges under {min_share:.0%} of their source hidden)" if min_share else ""
-    ax.set_title(f"{title}\nedge: share of the problems at its source · their accuracy{note}", fontsize=9)
+    ax.set_title(
+        f"{title}\nedge: share of the problems at its source · their accuracy{note}; "
+        "ended: stopped without terminate",
+        fontsize=9,
+    )
     save_figure(fig, path)

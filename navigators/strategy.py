@@ -87,7 +87,8 @@ class RLoTOptions:
     navigator: str | None = field(
         default=None,
         metadata={"help": "the navigator: the navigator.safetensors a `reasonkit train-navigator` run wrote, or "
-                          "a shipped preset (builtin-arith, builtin-arith-hard: for the built-in model)"},
+                          "a shipped preset (builtin-arith, builtin-arith-hard: for the built-in model; builtin-v1-arith, "
+                          "builtin-v1-arith-hard: for builtin-v1)"},
     )  # fmt: skip
     max_depth: int | None = field(
         default=None,

@@ -55,7 +55,7 @@ def test_transition_graph_shares_and_success_rates_are_hand_counted():
         ("start", "1:reason"): (3, pytest.approx(0.5), pytest.approx(2 / 3)),
         ("1:reason", "2:terminate"): (2, pytest.approx(2 / 3), 1.0),
         ("1:reason", "2:refine"): (1, pytest.approx(1 / 3), 0.0),
-        ("2:refine", "end"): (1, 1.0, 0.0),  # the depth limit stopped it
+        ("2:refine", "end"): (1, 1.0, 0.0),  # stopped without terminate (here: the depth limit)
     }
     # shares out of every node that is not a stop add up to 1
     for node in ("start", "1:reason", "2:refine"):

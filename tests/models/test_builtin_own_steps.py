@@ -31,7 +31,9 @@ STEPS = json.loads((Path(__file__).with_name("builtin_own_steps.json")).read_tex
 
 
 def _own() -> list[OwnStep]:
-    return [OwnStep(make_problem(s["question"]), tuple(s["before"]), s["step"], s["ok"]) for s in STEPS["steps"]]
+    return [
+        OwnStep(make_problem(s["question"]), tuple(s["before"]), s["step"], s["ok"]) for s in STEPS["steps"]
+    ]
 
 
 @pytest.fixture(scope="module")
