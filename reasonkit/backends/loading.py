@@ -2,7 +2,7 @@
 
 Accepted specs:
   ``builtin``                              the model shipped in reasonkit/models/zoo/builtin (HFBackend)
-  ``builtin-v1``                           its first version, kept for comparisons (zoo/builtin-v1)
+  ``builtin-v1``                           its first version, kept for comparisons (zoo/builtin_v1)
   ``openai:<base_url>#<model>``            an OpenAI-compatible server and the model it serves (canonical)
   ``openai:<base_url>/v1/<model>``         the same, model after ``/v1/`` (model names may contain ``/``)
   ``http(s)://host:port/v1[#<model>]``     a server URL (``openai:`` optional); without a model, the one
@@ -30,7 +30,7 @@ from reasonkit.backends.base import BackendError, LanguageModel
 HF_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 BUILTIN_DIR = Path(__file__).resolve().parent.parent / "models" / "zoo" / "builtin"
 #: the first built-in model (docs/builtin-model.md, "Versions"); the methods' figures were measured on it
-BUILTIN_V1_DIR = BUILTIN_DIR.parent / "builtin-v1"
+BUILTIN_V1_DIR = BUILTIN_DIR.parent / "builtin_v1"
 
 #: Specs of models that a method changes: ``NAME:ARGUMENTS`` -> the ``module:function`` that loads
 #: them (called with the arguments and load_backend's keyword arguments; imported only when used).
