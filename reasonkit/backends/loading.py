@@ -70,6 +70,10 @@ def parse_spec(spec: str) -> BackendSpec:
         return BackendSpec("builtin", str(BUILTIN_DIR))
     if spec == "builtin-v1":
         return BackendSpec("builtin", str(BUILTIN_V1_DIR), model="builtin-v1")
+    if re.fullmatch(r"builtin[-_.]?v?\d*", spec) and not Path(spec).exists():
+        raise SpecError(
+            f"unknown built-in model {spec!r}: the built-in models are 'builtin' (v2) and 'builtin-v1'"
+        )
     if spec.startswith("openai:"):
         rest = spec[len("openai:") :]
         if not rest.startswith(("http://", "https://")):

@@ -90,6 +90,12 @@ def test_builtin_loads_the_shipped_directory_with_its_prompt_pack(monkeypatch, t
     )
 
 
+@pytest.mark.parametrize("spec", ["builtin-v2", "builtin_v1", "builtinv3"])
+def test_an_unknown_builtin_version_names_the_known_ones(spec):
+    with pytest.raises(SpecError, match=r"unknown built-in model.*'builtin' \(v2\) and 'builtin-v1'"):
+        parse_spec(spec)
+
+
 def test_both_shipped_versions_load_under_their_names():
     from safetensors.torch import load_file
 
