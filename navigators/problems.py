@@ -38,10 +38,10 @@ def load_task(task: str, split: str, n: int | None = None, seed: int = 0) -> lis
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     if n is not None and n < 1:
         raise ValueError(f"the number of problems must be >= 1, got {n}")
-    if task == "arith":
+    if task in ("arith", "arith-hard"):
         from reasonkit.tasks import arith
 
-        return arith.generate(n or 500, split=split, seed=seed)
+        return arith.generate(n or 500, split=split, seed=seed, config=arith.problem_config(task))
     problems = _load_file(Path(task)) if task.endswith(".jsonl") else _load_benchmark(task)
     chosen = [p for p in problems if _held_out(p.id) == (split != "train")]
     if not chosen:
@@ -75,7 +75,7 @@ def _load_benchmark(name: str) -> list[Problem]:
         return list(load(name))
     except (KeyError, ValueError) as exc:
         raise ValueError(
-            f"unknown task {name!r} ({exc}); use arith, one of {', '.join(BENCHMARKS)}, or a .jsonl file"
+            f"unknown task {name!r} ({exc}); use arith, arith-hard, one of {', '.join(BENCHMARKS)}, or a .jsonl file"
         ) from None
 
 

@@ -54,7 +54,9 @@ class TrainNavigatorConfig(BackendOptions):
 
     task: str = field(
         default="arith",
-        metadata={"help": "arith, math500, gsm8k, gpqa, aime24, aime25, amc23, or a JSONL file of problems"},
+        metadata={
+            "help": "arith, arith-hard (4-digit operands), math500, gsm8k, gpqa, aime24, aime25, amc23, or a JSONL file of problems"
+        },
     )
     reward: str = field(
         default="outcome",

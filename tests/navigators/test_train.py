@@ -292,3 +292,14 @@ def test_resuming_never_loads_code_from_the_run_directory(tmp_path):
         train_navigator(_config(tmp_path, episodes=40), backend=ScriptedArithLM()).summary["episodes"] == 40
     )
     assert not sentinel.exists()
+
+
+def test_arith_hard_is_a_task_of_its_own_split():
+    import re
+
+    hard = load_task("arith-hard", "train", 40, seed=0)
+    plain = load_task("arith", "train", 40, seed=0)
+    assert all(p.kind == "arith" for p in hard) and not {p.id for p in hard} & {p.id for p in plain}
+    assert max(len(n) for p in hard for n in re.findall(r"\d+", p.question)) == 4
+    with pytest.raises(ValueError, match="use arith, arith-hard, one of"):
+        load_task("arith-impossible", "test", 5)
