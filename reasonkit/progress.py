@@ -227,3 +227,20 @@ def _install() -> None:
 def _uninstall() -> None:
     while _restore:
         _restore.pop()()
+
+
+@contextmanager
+def quiet_transformers_bars(enabled: bool = True) -> Iterator[None]:
+    """Hide transformers' own progress bars ("Loading weights", "Writing model shards") inside the
+    block, and restore the previous setting after it: they are noise in a command's log and break its
+    bar. ``enabled=False`` changes nothing (e.g. downloads, whose bars a user wants to see)."""
+    from transformers.utils import logging as hf_logging
+
+    was_on = hf_logging.is_progress_bar_enabled()
+    if enabled and was_on:
+        hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled and was_on:
+            hf_logging.enable_progress_bar()

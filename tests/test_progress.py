@@ -170,3 +170,26 @@ def test_write_prints_one_line_above_the_bars(capsys):
 def test_warning_filters_still_apply_while_routing():
     with _bar(), pytest.raises(UserWarning):
         warnings.warn("escalated", UserWarning, stacklevel=1)
+
+
+def test_transformers_bars_are_hidden_inside_and_restored_after():
+    from transformers.utils import logging as hf_logging
+
+    from reasonkit.progress import quiet_transformers_bars
+
+    assert hf_logging.is_progress_bar_enabled()
+    with quiet_transformers_bars():
+        assert not hf_logging.is_progress_bar_enabled()
+    assert hf_logging.is_progress_bar_enabled()
+    with pytest.raises(RuntimeError), quiet_transformers_bars():
+        raise RuntimeError("restored on errors too")
+    assert hf_logging.is_progress_bar_enabled()
+    with quiet_transformers_bars(enabled=False):  # downloads keep their bars
+        assert hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:  # someone else turned them off: they stay off
+        with quiet_transformers_bars():
+            pass
+        assert not hf_logging.is_progress_bar_enabled()
+    finally:
+        hf_logging.enable_progress_bar()

@@ -20,7 +20,6 @@ import importlib
 import json
 import os
 import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -186,20 +185,12 @@ def read_model_card(directory: Path | None) -> dict[str, Any]:
     return data
 
 
-@contextlib.contextmanager
-def _quiet_local_load(local: bool) -> Iterator[None]:
+def _quiet_local_load(local: bool) -> contextlib.AbstractContextManager[None]:
     """Hide transformers' per-tensor "Loading weights" bar for local checkpoints (it is noise in every
     CLI run); downloads keep their progress bars."""
-    from transformers.utils import logging as hf_logging
+    from reasonkit.progress import quiet_transformers_bars
 
-    was_enabled = hf_logging.is_progress_bar_enabled()
-    if local and was_enabled:
-        hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if local and was_enabled:
-            hf_logging.enable_progress_bar()
+    return quiet_transformers_bars(enabled=local)
 
 
 def _check_weights(model: Any, info: dict[str, Any], spec: str) -> None:

@@ -198,15 +198,10 @@ class TaHModel(nn.Module):
         """Write the model directory (see the module docstring); ``card`` becomes model/reasonkit.json."""
         directory = Path(directory)
         (directory / "model").mkdir(parents=True, exist_ok=True)
-        from transformers.utils import logging as hf_logging
+        from reasonkit.progress import quiet_transformers_bars
 
-        bar_was_on = hf_logging.is_progress_bar_enabled()
-        hf_logging.disable_progress_bar()  # its "Writing model shards" bar would break train-tah's log
-        try:
+        with quiet_transformers_bars():  # its "Writing model shards" bar would break train-tah's log
             self.lm.model.save_pretrained(str(directory / "model"), state_dict=base_state(self.lm.model))
-        finally:
-            if bar_was_on:
-                hf_logging.enable_progress_bar()
         if self.lm.tokenizer is not None:
             self.lm.tokenizer.save_pretrained(str(directory / "model"))
         if card is not None:

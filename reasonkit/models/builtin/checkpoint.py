@@ -116,18 +116,15 @@ def check_resumable(stored: dict[str, Any], cfg: TrainLMConfig, path: Path) -> N
 
 
 def _save_weights(model: Any, directory: Path) -> None:
-    from transformers.utils import logging as hf_logging
+    from reasonkit.progress import quiet_transformers_bars
 
-    bar_was_on = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()  # its "Writing model shards" bar would break the training bar
     kernel = model.config.gla_kernel
     model.config.gla_kernel = "auto"  # training may force "chunk"; a loaded model picks per device
     try:
-        model.save_pretrained(str(directory))  # safetensors, the only format of transformers 5
+        with quiet_transformers_bars():  # its "Writing model shards" bar would break the training bar
+            model.save_pretrained(str(directory))  # safetensors, the only format of transformers 5
     finally:
         model.config.gla_kernel = kernel
-        if bar_was_on:
-            hf_logging.enable_progress_bar()
 
 
 def export_model(model: Any, directory: str | Path, card: dict[str, Any]) -> Path:

@@ -130,15 +130,11 @@ def init_from_export(model: Any, directory: Path, cfg: TrainLMConfig | None) -> 
     if cfg is not None:
         check_resumable(card.get("train_config") or {}, cfg, card_path)
     from transformers import AutoModelForCausalLM
-    from transformers.utils import logging as hf_logging
 
-    bar_was_on = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()  # its "Loading weights" bar would land in the training log
-    try:
+    from reasonkit.progress import quiet_transformers_bars
+
+    with quiet_transformers_bars():  # its "Loading weights" bar would land in the training log
         source = AutoModelForCausalLM.from_pretrained(str(directory))
-    finally:
-        if bar_was_on:
-            hf_logging.enable_progress_bar()
     model.load_state_dict(source.state_dict())
     return int(card.get("step", 0)), int(card.get("pairs_seen", 0))
 
