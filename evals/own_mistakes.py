@@ -173,18 +173,14 @@ def single_subtask_summaries(backend: Any, problems: Sequence[Problem], batch: i
     """Summarize with exactly one subtask and its true result: is the model's step the teacher's?"""
     from reasonkit.packs import load_pack
     from reasonkit.tasks.arith import teacher
-    from reasonkit.tasks.arith.training import _solution_text, restyle
+    from reasonkit.tasks.arith.training import summary_target
 
     pack = load_pack("compact")
-    cases = []
-    for p in problems:
-        subtasks = teacher.decompose(p.question, [])
-        if not subtasks:
-            continue
-        one = subtasks[:1]
-        value = teacher.solve_subtask(one[0])[1]
-        prompt = pack.summarize(p, [], one, [_solution_text(pack, one[0])])
-        cases.append((prompt, restyle(pack, teacher.summarize(p.question, [], one, [value]))))
+    cases = [
+        summary_target(pack, p, [], subtasks[:1])
+        for p in problems
+        if (subtasks := teacher.decompose(p.question, []))
+    ]
     outputs = _generate(backend, [c[0] for c in cases], "summarize", batch)
     exact = sum(out.strip() == want.strip() for (_, want), out in zip(cases, outputs))
     return {"exact": round(exact / len(cases), 4) if cases else None, "n": len(cases)}
@@ -225,7 +221,7 @@ def summary_pairs(problems: Sequence[Problem], seed: int = 0) -> list[dict[str, 
     from reasonkit.tasks.arith import teacher
     from reasonkit.tasks.arith.expr import parse
     from reasonkit.tasks.arith.steps import gold_steps
-    from reasonkit.tasks.arith.training import _solution_text, restyle
+    from reasonkit.tasks.arith.training import summary_target
 
     pack = load_pack("compact")
     rng = random.Random(f"reasonkit.summary-pairs:{seed}")
@@ -237,11 +233,7 @@ def summary_pairs(problems: Sequence[Problem], seed: int = 0) -> list[dict[str, 
         if not subtasks:
             continue
         k = 1 if rng.random() < 0.6 else rng.randint(1, len(subtasks))
-        chosen = subtasks[:k]
-        values: list[int | None] = [teacher.solve_subtask(t)[1] for t in chosen]
-        shown = [restyle(pack, t) for t in steps]
-        prompt = pack.summarize(p, shown, chosen, [_solution_text(pack, t) for t in chosen])
-        target = restyle(pack, teacher.summarize(p.question, steps, chosen, values))
+        prompt, target = summary_target(pack, p, steps, subtasks[:k])
         pairs.append({"task": "summarize", "prompt": str(prompt), "target": target, "own_step_ok": "n/a"})
     return pairs
 
@@ -298,16 +290,17 @@ def own_mistakes_command(argv: Sequence[str] | None = None) -> int:
     backend = cfg.load(cfg.model)
     problems = problems_of(cfg.split, cfg.problems, cfg.seed)
     if cfg.pairs:
-        from tqdm import tqdm
+        from reasonkit.progress import progress_bar
 
-        own = rollouts(backend, problems, cfg.batch_size)
-        for k in tqdm(range(cfg.samples), desc="sampled rollouts", unit="pass"):
-            own += rollouts(
-                backend, problems, cfg.batch_size, temperature=cfg.temperature, seed=cfg.seed * 1000 + k + 1
-            )
+        own: list[OwnStep] = []
+        with progress_bar(total=1 + cfg.samples, desc="rollouts (greedy, then sampled)", unit="pass") as bar:
+            for k in range(1 + cfg.samples):  # pass 0 greedy, then seeded samples at --temperature
+                temperature, seed = (0.0, 0) if k == 0 else (cfg.temperature, cfg.seed * 1000 + k)
+                own += rollouts(backend, problems, cfg.batch_size, temperature=temperature, seed=seed)
+                bar.update(1)
         pairs = own_pairs(own, cfg.wrong_share, cfg.seed)
         if cfg.summaries:
-            # problems of their own (another seed), so the summaries do not repeat the rolled-out ones
+            # drawn with another seed: teacher-only targets, independent of the rolled-out problems
             pairs += summary_pairs(problems_of(cfg.split, cfg.summaries, cfg.seed + 1), cfg.seed)
             random.Random(f"reasonkit.own-pairs-mix:{cfg.seed}").shuffle(pairs)
         atomic_write_text(Path(cfg.pairs), "".join(json.dumps(p) + "\n" for p in pairs))

@@ -219,10 +219,24 @@ def _decompose(
     if subtasks and rng.random() < 0.15:  # a wrong subtask result is summarised as given
         j = rng.randrange(len(subtasks))
         values[j] = wrong_value(teacher.solve_subtask(subtasks[j])[1], rng)
+    return summary_target(pack, p, steps, subtasks, values)
+
+
+def summary_target(
+    pack: PromptPack,
+    problem: Problem,
+    steps: Sequence[str],
+    subtasks: Sequence[str],
+    values: Sequence[int | None] | None = None,
+) -> tuple[Prompt, str]:
+    """The summarize call's (prompt, teacher target) for ``subtasks`` solved to ``values`` (their true
+    values when None) in the state ``steps``: the one place that builds a summarize example."""
+    if values is None:
+        values = [teacher.solve_subtask(s)[1] for s in subtasks]
     results = [_solution_text(pack, s, v) for s, v in zip(subtasks, values)]
-    return pack.summarize(p, shown, subtasks, results), restyle(
-        pack, teacher.summarize(q, steps, subtasks, values)
-    )
+    shown = [restyle(pack, s) for s in steps]
+    target = restyle(pack, teacher.summarize(problem.question, list(steps), list(subtasks), list(values)))
+    return pack.summarize(problem, shown, list(subtasks), results), target
 
 
 def _debate(
