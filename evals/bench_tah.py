@@ -114,13 +114,12 @@ def build(name: str, cfg: BenchTaHConfig) -> tuple[Any, Any, list[list[int]]]:
 
 def _arith_prompts(backend: Any) -> list[list[int]]:
     from reasonkit.packs import load_pack
-    from reasonkit.tah.data import problem_config
     from reasonkit.tasks import arith
 
     pack = load_pack("compact")
     return [
         backend.encode(pack.cot(p))
-        for p in arith.generate(64, split="test", seed=1, config=problem_config("arith-hard"))
+        for p in arith.generate(64, split="test", seed=1, config=arith.problem_config("arith-hard"))
     ]
 
 

@@ -9,7 +9,8 @@ another navigator in the same ``--out`` reruns only its own ``rlot-*`` directory
 tokens and calls per problem, accuracy by number of operations (arith), and the navigator's
 accuracy by block sequence — and ``blocks.png`` the navigator's block-usage histogram. The learned
 policy as a picture is ``rlot-*/policy.png`` (block-transition graph, each edge with its share and
-success rate; :mod:`reasonkit.evals.policy_graph`), its graph ``rlot-*/policy.graphml``. For arith the problems are the test split exactly as
+success rate; :mod:`reasonkit.evals.policy_graph`), its graph ``rlot-*/policy.graphml``. For arith
+(and arith-hard) the problems are the test split exactly as
 ``reasonkit eval --bench arith`` draws it (``arith.benchmark("test", per_ops)``): never a training
 or validation problem.
 """
@@ -86,9 +87,9 @@ def wilson(correct: int, n: int, z: float = 1.96) -> tuple[float, float]:
 
 
 def heldout_problems(config: CompareConfig) -> list[Problem]:
-    if config.task in ("arith", "arith-hard"):
-        from reasonkit.tasks import arith
+    from reasonkit.tasks import arith
 
+    if config.task in arith.PROBLEM_SETS:
         return arith.benchmark(
             "test", per_ops=config.per_ops, seed=config.seed, config=arith.problem_config(config.task)
         )

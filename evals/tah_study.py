@@ -186,13 +186,14 @@ def teacher_forced_tables(cfg: TaHStudyConfig, arm: str) -> dict[str, Any]:
 
 
 def run_study(cfg: TaHStudyConfig) -> dict[str, Any]:
-    from reasonkit.tah.data import problem_config
     from reasonkit.tah.train import train_tah
     from reasonkit.tah.train_config import TrainTaHConfig
     from reasonkit.tasks import arith
 
     out = Path(cfg.out)
-    problems = arith.generate(cfg.test_problems, split="test", seed=0, config=problem_config(cfg.problems))
+    problems = arith.generate(
+        cfg.test_problems, split="test", seed=0, config=arith.problem_config(cfg.problems)
+    )
     shared = dict(model=cfg.model, threads=cfg.threads, problems=cfg.problems, steps=cfg.steps, batch_size=cfg.batch_size,
                   lr=cfg.lr, val_pairs=cfg.val_pairs, seed=cfg.seed, decider_steps=cfg.decider_steps, progress=cfg.progress)  # fmt: skip
     results: dict[str, Any] = {

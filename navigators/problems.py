@@ -38,9 +38,9 @@ def load_task(task: str, split: str, n: int | None = None, seed: int = 0) -> lis
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     if n is not None and n < 1:
         raise ValueError(f"the number of problems must be >= 1, got {n}")
-    if task in ("arith", "arith-hard"):
-        from reasonkit.tasks import arith
+    from reasonkit.tasks import arith
 
+    if task in arith.PROBLEM_SETS:
         return arith.generate(n or 500, split=split, seed=seed, config=arith.problem_config(task))
     problems = _load_file(Path(task)) if task.endswith(".jsonl") else _load_benchmark(task)
     chosen = [p for p in problems if _held_out(p.id) == (split != "train")]

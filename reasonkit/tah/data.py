@@ -1,7 +1,7 @@
 """Training text and labels for Think-at-Hard: arith chains of thought and a fixed model's mistakes.
 
 Text: the arith task's CoT pairs (``<q>QUESTION<cot>`` -> the gold steps and answer), drawn from a
-problem set (:data:`PROBLEM_SETS`); pair ``i`` depends only on (split, seed, i), so a resumed run
+problem set (:data:`reasonkit.tasks.arith.PROBLEM_SETS`); pair ``i`` depends only on (split, seed, i), so a resumed run
 regenerates exactly the pairs it has not seen. Each sequence is the prompt as the backend encodes it
 (BOS included) followed by the target's tokens; ``targets[t]`` is token t + 1 where that token
 belongs to the target, IGNORE elsewhere — position t predicts it, and is the one that may iterate.
@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from reasonkit.tasks import arith
-from reasonkit.tasks.arith import PROBLEM_SETS, problem_config  # noqa: F401  (named problem sets live in the task)
+from reasonkit.tasks.arith import problem_config
 
 IGNORE = -100
 

@@ -243,7 +243,7 @@ def generate(
 
 #: Named problem sets. "arith" is the default distribution (what the built-in model was trained on);
 #: "arith-hard" (4-digit operands, 2-digit factors) is a harder split of the same task: the built-in
-#: model misses 1.37 % of gold CoT test tokens there (0.14 % on "arith"; docs/tah.md) and solves 48 %.
+#: model (v1) misses 1.37 % of gold CoT test tokens there (0.14 % on "arith"; docs/tah.md) and solves 48 %.
 PROBLEM_SETS: dict[str, ArithConfig] = {
     "arith": ArithConfig(),
     "arith-hard": ArithConfig(max_digits=4, mul_max_digits=2, max_abs_value=99999),
