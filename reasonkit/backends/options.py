@@ -14,7 +14,7 @@ from typing import Any
 from reasonkit.models.threads import THREADS_HELP, check_threads
 
 MODEL_HELP = (
-    "the model: builtin (v2; builtin-v1 the first version), an HF id or local directory, an OpenAI-compatible server "
+    "the model: builtin (v3; builtin-v1 the first version), an HF id or local directory, an OpenAI-compatible server "
     "(openai:http://HOST:PORT/v1#MODEL, or http://HOST:PORT/v1 for the one it serves), or a changed model "
     "(layers:0,1,1,2-7@builtin …; docs/backends.md)"
 )

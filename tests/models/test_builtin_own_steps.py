@@ -1,12 +1,12 @@
-"""The shipped built-in model (v2) on a fixed set of its *own* steps: wrong ones it wrote on test
+"""The shipped built-in model (v3) on a fixed set of its *own* steps: wrong ones it wrote on test
 problems, and right ones beside them (tests/models/builtin_own_steps.json, chosen from
 ``reasonkit eval own-mistakes --model builtin --problems 400 --steps FILE``; docs/builtin-model.md).
 
 Each step's label is the arith teacher's, checked again here; greedy decoding from the step's state
 reproduces it, so these are the model's own steps and not injected ones. Self-evaluation must flag
 the wrong ones and leave the right ones alone; refine must repair wrong ones without breaking right
-ones. The bounds sit a few steps inside what v2 does on this set (the file records it: flags 30 of 37
-wrong and 4 of 37 right, repairs 12, breaks 1); v1 on the same steps flags 0, repairs 6 and breaks 3,
+ones. The bounds sit a few steps inside what v3 does on this set (the file records it: flags 26 of 44
+wrong and 2 of 44 right, repairs 16, breaks 0); v1 on the same steps flags 0, repairs 11 and breaks 4,
 so the flag, repair and break bounds fail on it.
 """
 

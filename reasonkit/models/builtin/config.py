@@ -63,7 +63,7 @@ class TrainLMConfig:
         default=None,
         metadata=_help(
             "start a new schedule (step 0, fresh optimizer) from an exported model's weights, e.g. builtin's "
-            "directory reasonkit/models/zoo/builtin: continued training such as the v2 model (docs/builtin-model.md)"
+            "directory reasonkit/models/zoo/builtin: continued training such as the v3 model (docs/builtin-model.md)"
         ),
     )
     extra_data: str | None = field(
