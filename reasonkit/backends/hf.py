@@ -111,6 +111,9 @@ class HFBackend:
         #: name plus a digest of the checkpoint's files (CachedBackend keys on it); a model object passed in
         #: has no files to digest, so its fingerprint is its name: do not cache a model you are training.
         self.fingerprint: str = f"{self.name}@{digest}" if digest else self.name
+        #: the digest alone (None for a model object passed in): which weights a method's run was
+        #: trained on, recorded in its card and checked when the run is loaded (loading.load_base)
+        self.weights_digest: str | None = digest or None
         self.batch_size = batch_size
         self.prompt_pack: str = prompt_pack or str(card.get("prompt_pack", "natural"))
         #: problem kinds the model was trained for (the model card's "kinds"); None: a general-purpose model

@@ -20,6 +20,7 @@ the backend in a :class:`~reasonkit.backends.cached.CachedBackend` (in memory or
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -31,6 +32,9 @@ HF_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 BUILTIN_DIR = Path(__file__).resolve().parent.parent / "models" / "zoo" / "builtin"
 #: the first built-in model (docs/builtin-model.md, "Versions"); the methods' figures were measured on it
 BUILTIN_V1_DIR = BUILTIN_DIR.parent / "builtin_v1"
+
+#: the shipped built-in models by spec (a method's run trained on one of them loads it by digest)
+BUILTIN_VERSIONS: dict[str, Path] = {"builtin": BUILTIN_DIR, "builtin-v1": BUILTIN_V1_DIR}
 
 #: Specs of models that a method changes: ``NAME:ARGUMENTS`` -> the ``module:function`` that loads
 #: them (called with the arguments and load_backend's keyword arguments; imported only when used).
@@ -72,7 +76,7 @@ def parse_spec(spec: str) -> BackendSpec:
         return BackendSpec("builtin", str(BUILTIN_V1_DIR), model="builtin-v1")
     if re.fullmatch(r"builtin[-_.]?v?\d*", spec) and not Path(spec).exists():
         raise SpecError(
-            f"unknown built-in model {spec!r}: the built-in models are 'builtin' (v2) and 'builtin-v1'"
+            f"unknown built-in model {spec!r}: the built-in models are 'builtin' (v3) and 'builtin-v1'"
         )
     if spec.startswith("openai:"):
         rest = spec[len("openai:") :]
@@ -219,3 +223,45 @@ def layer_path_backend(arguments: str, **kwargs: Any) -> LanguageModel:
             "use 'builtin', an HF id or a local model directory"
         )
     return load_backend(base, path=parse_layer_path(path_text), **kwargs)
+
+
+def load_base(spec: str, digest: str | None, owner: str, **kwargs: Any) -> LanguageModel:
+    """The base model a method's saved run (a LoRA, a path predictor) was trained on.
+
+    ``spec`` is the base the run names and ``digest`` the weights digest it recorded at training
+    (``HFBackend.weights_digest``). ``builtin`` names whichever built-in version is shipped, so a run
+    trained on an earlier one names a model that has changed since: when ``digest`` is that of
+    another shipped version, that version is loaded (with a warning); when it matches none, the run
+    would apply its weights to a model they were not trained for, so it fails naming the fix.
+    ``owner`` is the card that names the base (for the messages). Runs saved before digests were
+    recorded load ``spec`` as named (a warning says which version ``builtin`` is now)."""
+    from reasonkit.backends.hf_load import fingerprint, read_model_card
+
+    base = load_backend(spec, **kwargs)
+    now = getattr(base, "weights_digest", None)
+    if digest is None:
+        if spec == "builtin":
+            version = read_model_card(BUILTIN_DIR).get("version", "the newest version")
+            warnings.warn(
+                f"{owner} does not record which built-in version it was trained on, and 'builtin' is "
+                f"{version} now; a run made before 2026-12-06 was trained on v1: set its base model to "
+                "'builtin-v1' in that file",
+                stacklevel=2,
+            )
+        return base
+    if now is None or now == digest:
+        return base
+    for other, directory in BUILTIN_VERSIONS.items():
+        if other != spec and (directory / "config.json").is_file() and fingerprint(directory) == digest:
+            warnings.warn(
+                f"{owner} was trained on the built-in model now shipped as {other!r} ({spec!r} is another "
+                f"version since); loading {other!r}",
+                stacklevel=2,
+            )
+            del base
+            return load_backend(other, **kwargs)
+    raise SpecError(
+        f"{owner} was trained on {spec!r} with weights {digest}, but {spec!r} now has weights {now}: "
+        "its weights would run on a model they were not trained for. Point its base model at the "
+        "directory of the weights it was trained on, or train it again on this model"
+    )

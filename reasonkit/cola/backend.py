@@ -102,7 +102,7 @@ def predictor_dir(arguments: str) -> Path:
 
 def load(arguments: str, **kwargs: Any) -> PredictedPathBackend:
     """``cola:DIR`` (METHOD_SPECS): the base model the predictor names, with its per-prompt path choice."""
-    from reasonkit.backends.loading import SpecError, load_backend
+    from reasonkit.backends.loading import SpecError, load_base
 
     if not arguments.strip():
         raise SpecError("'cola:' needs a predictor directory: cola:runs/NAME/predictor")
@@ -113,7 +113,8 @@ def load(arguments: str, **kwargs: Any) -> PredictedPathBackend:
         raise ValueError(
             f"{directory / CARD} names no base model; retrain with `reasonkit cola train-predictor`"
         )
-    base = load_backend(base_spec, **kwargs)
+    digest = (predictor.info or {}).get("base_digest")
+    base = load_base(base_spec, str(digest) if digest else None, str(directory / CARD), **kwargs)
     if not isinstance(base, HFBackend):
         raise SpecError(f"the predictor's base model {base_spec!r} is not a local model; it needs one")
     return PredictedPathBackend(base, predictor, name=f"cola:{arguments.strip()}")

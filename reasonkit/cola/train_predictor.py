@@ -148,7 +148,8 @@ def _train_and_evaluate(
         weight_decay=config.weight_decay,
         seed=search.seed,
     )
-    info = {"base_model": search.model, "call": search.call, "trained_on": len(train), "run": str(run)}
+    info = {"base_model": search.model, "base_digest": getattr(backend, "weights_digest", None),
+            "call": search.call, "trained_on": len(train), "run": str(run)}  # fmt: skip
     predictor = PathPredictor(candidates, layers, network, config.length_weight, info)
     chosen = predictor.choose(features[heldout_rows])
     # the best single path, chosen on the training problems by the same utility

@@ -25,7 +25,7 @@ def load(arguments: str, **kwargs: Any) -> LanguageModel:
 
     from reasonkit.backends.hf import HFBackend
     from reasonkit.backends.hf_load import fingerprint
-    from reasonkit.backends.loading import SpecError, load_backend, parse_spec
+    from reasonkit.backends.loading import SpecError, load_base, parse_spec
     from reasonkit.hrpo.build import decode_hooks, make_mixer
     from reasonkit.hrpo.checkpoint import policy_dir, read_policy_card
 
@@ -37,7 +37,8 @@ def load(arguments: str, **kwargs: Any) -> LanguageModel:
     if parse_spec(base_spec).kind not in ("builtin", "hf"):
         raise SpecError(f"{directory}: the base model {base_spec!r} is not a local model spec")
     name = kwargs.pop("name", f"hrpo:{arguments}")
-    base = load_backend(base_spec, **kwargs)
+    digest = card.get("base_digest")
+    base = load_base(base_spec, str(digest) if digest else None, str(directory / "hrpo.json"), **kwargs)
     assert isinstance(base, HFBackend)
     model = PeftModel.from_pretrained(base.model, str(directory)).merge_and_unload()
     mixer = None

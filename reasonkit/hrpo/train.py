@@ -72,6 +72,7 @@ class Trainer:
         require_whitebox(base, "train-hrpo")
         self.pack = resolve_pack(None, base)
         self.base_spec = _portable_spec(cfg.model)
+        self.base_digest = base.weights_digest  # which weights the LoRA is for (checked when loaded)
         self.policy = build_policy(
             base.model.float(),
             base.tokenizer,
@@ -124,6 +125,7 @@ class Trainer:
         cfg = self.cfg
         return {
             "base_model": self.base_spec,
+            "base_digest": getattr(self, "base_digest", None),
             "mode": cfg.mode,
             "temperature": cfg.temperature,
             "top_k": cfg.top_k,

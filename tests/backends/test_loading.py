@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import warnings
 
 import pytest
 from fault_server import Action, FaultServer
@@ -92,20 +93,20 @@ def test_builtin_loads_the_shipped_directory_with_its_prompt_pack(monkeypatch, t
 
 @pytest.mark.parametrize("spec", ["builtin-v2", "builtin_v1", "builtinv3"])
 def test_an_unknown_builtin_version_names_the_known_ones(spec):
-    with pytest.raises(SpecError, match=r"unknown built-in model.*'builtin' \(v2\) and 'builtin-v1'"):
+    with pytest.raises(SpecError, match=r"unknown built-in model.*'builtin' \(v3\) and 'builtin-v1'"):
         parse_spec(spec)
 
 
 def test_both_shipped_versions_load_under_their_names():
     from safetensors.torch import load_file
 
-    v2, v1 = load_backend("builtin"), load_backend("builtin-v1")
-    assert (v2.name, v1.name) == ("builtin", "builtin-v1") and v1.prompt_pack == v2.prompt_pack == "compact"
+    new, v1 = load_backend("builtin"), load_backend("builtin-v1")
+    assert (new.name, v1.name) == ("builtin", "builtin-v1") and v1.prompt_pack == new.prompt_pack == "compact"
     a = load_file(str(loading.BUILTIN_DIR / "model.safetensors"))
     b = load_file(str(loading.BUILTIN_V1_DIR / "model.safetensors"))
     assert a.keys() == b.keys() and any(not (a[k] == b[k]).all() for k in a)  # two different models
     card = json.loads((loading.BUILTIN_DIR / "reasonkit.json").read_text())
-    assert card["train_config"]["finetune_from"]  # v2 continues from a checkpoint (docs/builtin-model.md)
+    assert card["train_config"]["finetune_from"]  # v3 continues from a checkpoint (docs/builtin-model.md)
 
 
 def test_local_path_and_cache_wrapping(model_dir, tmp_path):
@@ -222,3 +223,25 @@ def test_a_broken_model_directory_is_one_clear_error(tmp_path, edit, needle):
         load_backend(str(broken))
     message = str(err.value)
     assert needle in message and str(broken) in message and "download" not in message
+
+
+def test_a_run_trained_on_another_builtin_version_gets_that_version_or_a_clear_error():
+    from reasonkit.backends.hf_load import fingerprint
+    from reasonkit.backends.loading import load_base
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the recorded digest matches: nothing to say
+        assert load_base("builtin", fingerprint(loading.BUILTIN_DIR), "card.json").name == "builtin"
+    with pytest.warns(
+        UserWarning, match=r"card.json was trained on the built-in model now shipped as 'builtin-v1'"
+    ):
+        older = load_base("builtin", fingerprint(loading.BUILTIN_V1_DIR), "card.json")
+    assert older.name == "builtin-v1" and older.weights_digest == fingerprint(loading.BUILTIN_V1_DIR)
+    with pytest.raises(
+        SpecError, match=r"card.json was trained on 'builtin' with weights 0+1, but 'builtin' now"
+    ):
+        load_base("builtin", "0" * 15 + "1", "card.json")
+    with pytest.warns(
+        UserWarning, match=r"does not record which built-in version.*'builtin-v1' in that file"
+    ):
+        assert load_base("builtin", None, "card.json").name == "builtin"

@@ -3,13 +3,16 @@ real search run, and ``cola:DIR`` generating exactly what the chosen ``layers:``
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
-from reasonkit.backends.loading import load_backend
+from reasonkit.backends.hf_load import fingerprint
+from reasonkit.backends.loading import BUILTIN_V1_DIR, SpecError, load_backend
 from reasonkit.cola.backend import PredictedPathBackend
 from reasonkit.cola.grammar import format_path
-from reasonkit.cola.predictor import PathPredictor, fit, prompt_features
+from reasonkit.cola.predictor import CARD, PathPredictor, fit, prompt_features
 from reasonkit.cola.search import SearchConfig, run_search
 from reasonkit.cola.train_predictor import TrainPredictorConfig, choose_candidates, train_predictor
 from reasonkit.types import SamplingParams
@@ -106,3 +109,14 @@ def test_candidates_are_the_default_and_the_most_often_correct_paths(builtin, tm
         assert output[0].text == reference.text
     with pytest.raises(FileNotFoundError, match="train-predictor"):
         load_backend(f"cola:{tmp_path / 'nothing'}")
+
+    # the card records which weights the predictor was trained on; 'builtin' changing under it is caught
+    card_file = run / "predictor" / CARD
+    card = json.loads(card_file.read_text())
+    assert card["base_model"] == "builtin" and card["base_digest"] == builtin.weights_digest
+    card_file.write_text(json.dumps({**card, "base_digest": fingerprint(BUILTIN_V1_DIR)}))
+    with pytest.warns(UserWarning, match="now shipped as 'builtin-v1'"):
+        assert load_backend(f"cola:{run}").base.name == "builtin-v1"
+    card_file.write_text(json.dumps({**card, "base_digest": "0123456789abcdef"}))
+    with pytest.raises(SpecError, match="trained on 'builtin' with weights 0123456789abcdef"):
+        load_backend(f"cola:{run}")

@@ -95,6 +95,25 @@ def test_the_ablations_and_the_two_pass_option_train_and_load(tmp_path, tiny_mod
     assert backend.hooks.hidden_source == ("last_hidden" if "raw-hidden" in extra else "projection")
 
 
+def test_a_base_model_changed_after_training_is_refused_naming_the_fix(tmp_path, tiny_model_dir):
+    import shutil
+
+    from reasonkit.backends.hf_load import fingerprint
+    from reasonkit.backends.loading import SpecError
+
+    base = tmp_path / "base"
+    shutil.copytree(tiny_model_dir, base)
+    run(tmp_path / "run", str(base), "--steps", "1", "--test-problems", "0")
+    card = json.loads((tmp_path / "run" / "checkpoint" / "policy" / "hrpo.json").read_text())
+    assert card["base_model"] == str(base) and card["base_digest"] == fingerprint(base)
+    load_backend(f"hrpo:{tmp_path / 'run'}")  # the same weights: loads
+    other = make_model(["gla", "attn"], dtype=torch.float32, seed=1, vocab_size=128)  # retrained in place
+    other.config.pad_token_id, other.config.bos_token_id, other.config.eos_token_id = 0, 1, 2
+    export_model(other, base, {"trained_by": "tests"})
+    with pytest.raises(SpecError, match=r"hrpo.json was trained on .*base' with weights .* now has weights"):
+        load_backend(f"hrpo:{tmp_path / 'run'}")
+
+
 def test_a_rerun_resumes_and_a_run_with_other_settings_is_refused(tmp_path, tiny_model_dir):
     run(tmp_path, tiny_model_dir, "--max-minutes", "0")  # stops (resumably) after its first step
     assert [r["step"] for r in read_jsonl(tmp_path / "metrics.jsonl")] == [1]
