@@ -40,7 +40,14 @@ from reasonkit.hrpo.curves import write_curves
 from reasonkit.hrpo.evaluate import evaluate
 from reasonkit.hrpo.problems import evaluation_problems, training_stream
 from reasonkit.hrpo.step import StepInputs, StepSettings, train_step
-from reasonkit.rundir import JsonlAppender, atomic_write_json, atomic_write_text, claim, read_jsonl
+from reasonkit.rundir import (
+    JsonlAppender,
+    RunDirError,
+    atomic_write_json,
+    atomic_write_text,
+    claim,
+    read_jsonl,
+)
 
 #: seconds between redraws of the curves at checkpoints (they are always drawn when a run ends)
 PLOT_EVERY_S = 300.0
@@ -115,6 +122,12 @@ class Trainer:
         saved = checkpoint.load_training_state(cfg.out_dir)
         if saved is not None:
             folder, state = saved
+            recorded = checkpoint.read_policy_card(folder / "policy").get("base_digest")
+            if recorded and self.base_digest and recorded != self.base_digest:
+                raise RunDirError(
+                    f"{cfg.out_dir} was trained on {cfg.model!r} with weights {recorded}, which now has weights "
+                    f"{self.base_digest}; resume it over the weights it was trained on, or use another --out"
+                )
             load_policy_weights(self.policy, folder / "policy")
             checkpoint.load_optimizer(self.optimizer, folder / "trainer")
             self.step, self.elapsed_before = int(state["step"]), float(state.get("elapsed", 0.0))

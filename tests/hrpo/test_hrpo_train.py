@@ -103,7 +103,8 @@ def test_a_base_model_changed_after_training_is_refused_naming_the_fix(tmp_path,
 
     base = tmp_path / "base"
     shutil.copytree(tiny_model_dir, base)
-    run(tmp_path / "run", str(base), "--steps", "1", "--test-problems", "0")
+    short = ("--steps", "2", "--test-problems", "0")
+    run(tmp_path / "run", str(base), *short, "--max-minutes", "0")  # stops (resumably) after step 1
     card = json.loads((tmp_path / "run" / "checkpoint" / "policy" / "hrpo.json").read_text())
     assert card["base_model"] == str(base) and card["base_digest"] == fingerprint(base)
     load_backend(f"hrpo:{tmp_path / 'run'}")  # the same weights: loads
@@ -112,6 +113,8 @@ def test_a_base_model_changed_after_training_is_refused_naming_the_fix(tmp_path,
     export_model(other, base, {"trained_by": "tests"})
     with pytest.raises(SpecError, match=r"hrpo.json was trained on .*base' with weights .* now has weights"):
         load_backend(f"hrpo:{tmp_path / 'run'}")
+    with pytest.raises(RunDirError, match=r"trained on .*base' with weights .* now has weights"):
+        run(tmp_path / "run", str(base), *short)  # nor resumed over them
 
 
 def test_a_rerun_resumes_and_a_run_with_other_settings_is_refused(tmp_path, tiny_model_dir):
