@@ -94,6 +94,17 @@ def write_graphml(graph: Any, path: str | Path) -> None:
     atomic_write_text(Path(path), "\n".join(nx.generate_graphml(graph)) + "\n")
 
 
+def _arc_middle(ax: Any, a: tuple[float, float], b: tuple[float, float], rad: float) -> tuple[float, float]:
+    """The middle of matplotlib's ``arc3,rad`` curve from ``a`` to ``b`` (a quadratic Bezier whose
+    control point is the chord's middle moved ``rad`` x the chord, perpendicular, in display space)."""
+    to_display = ax.transData
+    (x0, y0), (x1, y1) = to_display.transform(a), to_display.transform(b)
+    cx, cy = (x0 + x1) / 2 + rad * (y1 - y0), (y0 + y1) / 2 - rad * (x1 - x0)
+    middle = ((x0 + 2 * cx + x1) / 4, (y0 + 2 * cy + y1) / 4)
+    x, y = to_display.inverted().transform(middle)
+    return float(x), float(y)
+
+
 def draw_transition_graph(graph: Any, path: str | Path, *, title: str, min_share: float = 0.0) -> None:
     """Draw ``graph`` (from :func:`transition_graph`) to a PNG: one column per step, edge width by
     share; edges below ``min_share`` of their source's problems are left out (the title says so)."""
@@ -114,17 +125,20 @@ def draw_transition_graph(graph: Any, path: str | Path, *, title: str, min_share
     fig, ax = plt.subplots(figsize=(2.2 * (last + 1), 1.3 * height + 1.2))
     colors = {"reason": "#4c72b0", "decompose": "#dd8452", "debate": "#8172b3", "refine": "#55a868",
               "terminate": "#c44e52", START: "#999999", END: "#999999"}  # fmt: skip
+    ax.set_xlim(-0.5, last + 0.5)  # limits first: the edge labels are placed in display space
+    ax.set_ylim(-height / 2 - 0.3, height / 2 + 0.3)
     for a, b, d in graph.edges(data=True):
         if d["share"] < min_share:
             continue
-        (x0, y0), (x1, y1) = pos[a], pos[b]
+        # an edge that skips a column (to "ended") bends around the nodes standing in that column
+        rad = 0.08 if pos[b][0] - pos[a][0] <= 1 else 0.3
         ax.annotate(
-            "", xy=(x1, y1), xytext=(x0, y0),
+            "", xy=pos[b], xytext=pos[a],
             arrowprops={"arrowstyle": "-|>", "lw": 0.5 + 6 * d["share"], "color": "#555555", "alpha": 0.7,
-                        "shrinkA": 22, "shrinkB": 22, "connectionstyle": "arc3,rad=0.08"},
+                        "shrinkA": 22, "shrinkB": 22, "connectionstyle": f"arc3,rad={rad}"},
         )  # fmt: skip
-        ax.text((x0 + x1) / 2, (y0 + y1) / 2 + 0.12, f"{d['share']:.0%} · {d['success']:.0%} ok",
-                ha="center", fontsize=7, color="#222222",
+        ax.text(*_arc_middle(ax, pos[a], pos[b], rad), f"{d['share']:.0%} · {d['success']:.0%} ok",
+                ha="center", va="center", fontsize=7, color="#222222",
                 bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.8})  # fmt: skip
     for node, d in graph.nodes(data=True):
         x, y = pos[node]
@@ -136,8 +150,6 @@ def draw_transition_graph(graph: Any, path: str | Path, *, title: str, min_share
     ax.set_xticks(range(last + 1))
     ax.set_xticklabels(["start", *(f"block {s}" for s in range(1, last)), "stop"])
     ax.set_yticks([])
-    ax.set_xlim(-0.5, last + 0.5)
-    ax.set_ylim(-height / 2 - 0.3, height / 2 + 0.3)
     for side in ("left", "right", "top"):
         ax.spines[side].set_visible(False)
     note = f" (edges under {min_share:.0%} of their source hidden)" if min_share else ""

@@ -75,3 +75,24 @@ def test_graph_files_are_graphml_and_png(tmp_path):
 def test_a_trace_without_blocks_is_refused():
     with pytest.raises(ValueError, match="not an RLoT trace"):
         transition_graph([Trace("p0", (), "1", True)])
+
+
+def test_an_edge_that_skips_a_column_is_labelled_on_its_arc_not_on_the_node_it_passes():
+    from reasonkit.evals.policy_graph import _arc_middle
+    from reasonkit.plots import pyplot
+
+    fig, ax = pyplot().subplots(figsize=(6, 4))
+    ax.set_xlim(-0.5, 3.5)
+    ax.set_ylim(-2, 2)
+    assert _arc_middle(ax, (1.0, 0.0), (3.0, 0.0), 0.0) == pytest.approx((2.0, 0.0))  # a straight edge
+    x, y = _arc_middle(ax, (1.0, 0.0), (3.0, 0.0), 0.3)  # the node at (2, 0) is skipped: label below it
+    assert x == pytest.approx(2.0) and y < -0.3
+    # matplotlib's own arc3 path passes through that point (its Bezier middle)
+    from matplotlib.patches import ConnectionStyle
+
+    display = ax.transData.transform([(1.0, 0.0), (3.0, 0.0)])
+    path = ConnectionStyle.Arc3(rad=0.3)(tuple(display[0]), tuple(display[1]), shrinkA=0, shrinkB=0)
+    start, control, end = path.vertices[:3]
+    middle = ax.transData.inverted().transform((start + 2 * control + end) / 4)
+    assert (x, y) == pytest.approx(tuple(middle))
+    pyplot().close(fig)
