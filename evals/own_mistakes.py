@@ -1,9 +1,9 @@
 """The built-in model's blocks measured on its *own* steps, and training targets built from them.
 
 Injected mistakes (``arith.corrupted_states``) are not the mistakes a model makes: the first built-in
-model (v1) repairs 81 % of injected ones and almost none of its own slips. This module rolls the model out greedily,
-one ``reason_step`` call at a time, labels every step it writes with the arith teacher's step checker
-(exact: ``check_step(prev, step).ok``), and then
+model (v1) repairs 81 % of injected ones and almost none of its own slips. This module rolls the
+model out greedily, one ``reason_step`` call at a time, labels every step it writes with the arith
+teacher's step checker (exact: ``check_step(prev, step).ok``), and then
 
 * **measures** each block on those steps (:func:`measure`): self-evaluation flags a wrong step (any of
   A1-A3 scored 1) and false-alarms on a right one; refine repairs a wrong step (its output is a right

@@ -225,21 +225,21 @@ def layer_path_backend(arguments: str, **kwargs: Any) -> LanguageModel:
     return load_backend(base, path=parse_layer_path(path_text), **kwargs)
 
 
-def load_base(spec: str, digest: str | None, owner: str, **kwargs: Any) -> LanguageModel:
+def load_base(spec: str, digest: object, owner: str, **kwargs: Any) -> LanguageModel:
     """The base model a method's saved run (a LoRA, a path predictor) was trained on.
 
     ``spec`` is the base the run names and ``digest`` the weights digest it recorded at training
-    (``HFBackend.weights_digest``). ``builtin`` names whichever built-in version is shipped, so a run
-    trained on an earlier one names a model that has changed since: when ``digest`` is that of
-    another shipped version, that version is loaded (with a warning); when it matches none, the run
-    would apply its weights to a model they were not trained for, so it fails naming the fix.
-    ``owner`` is the card that names the base (for the messages). Runs saved before digests were
-    recorded load ``spec`` as named (a warning says which version ``builtin`` is now)."""
+    (``HFBackend.weights_digest``; empty for runs saved before digests were recorded, which load
+    ``spec`` as named, with a warning saying which version ``builtin`` is now). ``builtin`` names
+    whichever built-in version is shipped, so a run trained on an earlier one names a model that has
+    changed since: when ``digest`` is that of another shipped version, that version is loaded (with
+    a warning); when the loaded weights still differ, the run would apply its weights to a model
+    they were not trained for, so it fails naming the fix. ``owner`` is the card that names the base
+    (for the messages)."""
     from reasonkit.backends.hf_load import fingerprint, read_model_card
 
-    base = load_backend(spec, **kwargs)
-    now = getattr(base, "weights_digest", None)
-    if digest is None:
+    recorded = str(digest) if digest else None
+    if recorded is None:
         if spec == "builtin":
             version = read_model_card(BUILTIN_DIR).get("version", "the newest version")
             warnings.warn(
@@ -248,20 +248,24 @@ def load_base(spec: str, digest: str | None, owner: str, **kwargs: Any) -> Langu
                 "'builtin-v1' in that file",
                 stacklevel=2,
             )
-        return base
-    if now is None or now == digest:
-        return base
-    for other, directory in BUILTIN_VERSIONS.items():
-        if other != spec and (directory / "config.json").is_file() and fingerprint(directory) == digest:
-            warnings.warn(
-                f"{owner} was trained on the built-in model now shipped as {other!r} ({spec!r} is another "
-                f"version since); loading {other!r}",
-                stacklevel=2,
-            )
-            del base
-            return load_backend(other, **kwargs)
-    raise SpecError(
-        f"{owner} was trained on {spec!r} with weights {digest}, but {spec!r} now has weights {now}: "
-        "its weights would run on a model they were not trained for. Point its base model at the "
-        "directory of the weights it was trained on, or train it again on this model"
-    )
+        return load_backend(spec, **kwargs)
+    shipped = BUILTIN_VERSIONS.get(spec)
+    if shipped is not None and fingerprint(shipped) != recorded:  # digests of files on disk: no load
+        for other, directory in BUILTIN_VERSIONS.items():
+            if other != spec and (directory / "config.json").is_file() and fingerprint(directory) == recorded:
+                warnings.warn(
+                    f"{owner} was trained on the built-in model now shipped as {other!r} ({spec!r} is "
+                    f"another version since); loading {other!r}",
+                    stacklevel=2,
+                )
+                spec = other
+                break
+    base = load_backend(spec, **kwargs)
+    now = getattr(base, "weights_digest", None)
+    if now is not None and now != recorded:
+        raise SpecError(
+            f"{owner} was trained on {spec!r} with weights {recorded}, but {spec!r} now has weights {now}: "
+            "its weights would run on a model they were not trained for. Point its base model at the "
+            "directory of the weights it was trained on, or train it again on this model"
+        )
+    return base

@@ -113,8 +113,7 @@ def load(arguments: str, **kwargs: Any) -> PredictedPathBackend:
         raise ValueError(
             f"{directory / CARD} names no base model; retrain with `reasonkit cola train-predictor`"
         )
-    digest = (predictor.info or {}).get("base_digest")
-    base = load_base(base_spec, str(digest) if digest else None, str(directory / CARD), **kwargs)
+    base = load_base(base_spec, (predictor.info or {}).get("base_digest"), str(directory / CARD), **kwargs)
     if not isinstance(base, HFBackend):
         raise SpecError(f"the predictor's base model {base_spec!r} is not a local model; it needs one")
     return PredictedPathBackend(base, predictor, name=f"cola:{arguments.strip()}")

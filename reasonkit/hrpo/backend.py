@@ -37,8 +37,7 @@ def load(arguments: str, **kwargs: Any) -> LanguageModel:
     if parse_spec(base_spec).kind not in ("builtin", "hf"):
         raise SpecError(f"{directory}: the base model {base_spec!r} is not a local model spec")
     name = kwargs.pop("name", f"hrpo:{arguments}")
-    digest = card.get("base_digest")
-    base = load_base(base_spec, str(digest) if digest else None, str(directory / "hrpo.json"), **kwargs)
+    base = load_base(base_spec, card.get("base_digest"), str(directory / "hrpo.json"), **kwargs)
     assert isinstance(base, HFBackend)
     model = PeftModel.from_pretrained(base.model, str(directory)).merge_and_unload()
     mixer = None

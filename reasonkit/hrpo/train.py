@@ -138,7 +138,7 @@ class Trainer:
         cfg = self.cfg
         return {
             "base_model": self.base_spec,
-            "base_digest": getattr(self, "base_digest", None),
+            "base_digest": self.base_digest,
             "mode": cfg.mode,
             "temperature": cfg.temperature,
             "top_k": cfg.top_k,
