@@ -140,6 +140,35 @@ def judge(backend: Any, own: Sequence[OwnStep], batch: int = 64) -> list[dict[st
     return records
 
 
+def tally(records: Sequence[dict[str, Any]]) -> tuple[dict[str, int], dict[str, float | None]]:
+    """Counts and rates of :func:`judge`'s records.
+
+    Besides the four block figures, the *gated* ones: what a navigator that calls refine only when
+    self-evaluation flags the step gets — wrong steps both flagged and repaired, right steps both
+    flagged (false alarm) and broken. A navigator built from these two blocks can repair no more own
+    slips than ``gated_repairs_wrong`` of them."""
+    names = "wrong right flagged_wrong flagged_right repaired broken flagged_repaired flagged_broken"
+    counts = dict.fromkeys(names.split(), 0)
+    for r in records:
+        group = "right" if r["ok"] else "wrong"
+        counts[group] += 1
+        counts[f"flagged_{group}"] += int(r["flagged"])
+        # refine broke a right step / repaired a wrong one
+        changed, hit = ("broken", not r["fixed_ok"]) if r["ok"] else ("repaired", bool(r["fixed_ok"]))
+        counts[changed] += int(hit)
+        counts[f"flagged_{changed}"] += int(hit and r["flagged"])
+    rate = lambda a, b: round(a / b, 4) if b else None  # noqa: E731
+    figures = {
+        "self_eval_flags_wrong": rate(counts["flagged_wrong"], counts["wrong"]),
+        "self_eval_false_alarms": rate(counts["flagged_right"], counts["right"]),
+        "refine_repairs_wrong": rate(counts["repaired"], counts["wrong"]),
+        "refine_breaks_right": rate(counts["broken"], counts["right"]),
+        "gated_repairs_wrong": rate(counts["flagged_repaired"], counts["wrong"]),
+        "gated_breaks_right": rate(counts["flagged_broken"], counts["right"]),
+    }
+    return counts, figures
+
+
 def measure(
     backend: Any, problems: Sequence[Problem], batch: int = 64, steps_out: list[dict[str, Any]] | None = None
 ) -> dict[str, Any]:
@@ -148,24 +177,9 @@ def measure(
     records = judge(backend, rollouts(backend, problems, batch), batch)
     if steps_out is not None:
         steps_out.extend(records)
-    counts = {"wrong": 0, "right": 0, "flagged_wrong": 0, "flagged_right": 0, "repaired": 0, "broken": 0}
-    for r in records:
-        group = "right" if r["ok"] else "wrong"
-        counts[group] += 1
-        counts[f"flagged_{group}"] += int(r["flagged"])
-        if r["ok"]:
-            counts["broken"] += int(not r["fixed_ok"])
-        else:
-            counts["repaired"] += int(r["fixed_ok"])
+    counts, figures = tally(records)
     summary = single_subtask_summaries(backend, problems, batch)
-    rate = lambda a, b: round(a / b, 4) if b else None  # noqa: E731
-    figures = {
-        "self_eval_flags_wrong": rate(counts["flagged_wrong"], counts["wrong"]),
-        "self_eval_false_alarms": rate(counts["flagged_right"], counts["right"]),
-        "refine_repairs_wrong": rate(counts["repaired"], counts["wrong"]),
-        "refine_breaks_right": rate(counts["broken"], counts["right"]),
-        "summary_exact": summary["exact"],
-    }
+    figures["summary_exact"] = summary["exact"]
     return {"figures": figures, "counts": {**counts, "summaries": summary["n"]}, "problems": len(problems)}
 
 
@@ -317,7 +331,7 @@ def own_mistakes_command(argv: Sequence[str] | None = None) -> int:
     if cfg.out:
         atomic_write_json(Path(cfg.out), results)
     for name, value in results["figures"].items():
-        sign, target = TARGETS[name]
+        sign, target = TARGETS.get(name, ("", "none: self-evaluation then refine, as a navigator would"))
         print(f"{name:<24} {value}   (target {sign} {target})")
     print(json.dumps(results["counts"]))
     return 0

@@ -187,3 +187,17 @@ def test_judge_counts_flags_repairs_and_breaks_by_hand():
         (True, False),
     ]
     assert records[0]["refined"] == "8*2=16|7+16" and records[2]["ok"] is False
+    from reasonkit.evals.own_mistakes import tally
+
+    # a fifth record: a slip self-evaluation missed that refine repairs anyway (repaired, not gated)
+    records.append({**records[2], "fixed_ok": True})
+    counts, figures = tally(records)
+    assert counts == {
+        "wrong": 3, "right": 2, "flagged_wrong": 1, "flagged_right": 1, "repaired": 2, "broken": 1,
+        "flagged_repaired": 1, "flagged_broken": 1,
+    }  # fmt: skip
+    assert figures == {
+        "self_eval_flags_wrong": 0.3333, "self_eval_false_alarms": 0.5, "refine_repairs_wrong": 0.6667,
+        "refine_breaks_right": 0.5, "gated_repairs_wrong": 0.3333, "gated_breaks_right": 0.5,
+    }  # fmt: skip
+    assert tally([])[1]["gated_repairs_wrong"] is None
