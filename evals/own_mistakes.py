@@ -117,17 +117,20 @@ def _flags(scores: Sequence[int]) -> bool:
     return any(s == 1 for s in scores[:3])
 
 
-def judge(backend: Any, own: Sequence[OwnStep], batch: int = 64) -> list[dict[str, Any]]:
+def judge(
+    backend: Any, own: Sequence[OwnStep], batch: int = 64, refine_temperature: float = 0.0, seed: int = 0
+) -> list[dict[str, Any]]:
     """Self-evaluation and refine on each labelled step: one record per step with ``flagged`` (the
     model scored the step wrong) and ``fixed_ok`` (refine's output: a repair of a wrong step, or a
-    right step left right)."""
+    right step left right). Refine is greedy, or sampled at ``refine_temperature`` with ``seed``."""
     from reasonkit.packs import load_pack
     from reasonkit.tasks.arith.steps import check_step
     from reasonkit.tasks.arith.teacher import current_expression
 
     pack = load_pack("compact")
     scores = _generate(backend, [pack.self_evaluate(s.problem, s.steps) for s in own], "self_evaluate", batch)
-    refined = _generate(backend, [pack.refine(s.problem, s.steps) for s in own], "refine", batch)
+    refines = [pack.refine(s.problem, s.steps) for s in own]
+    refined = _generate(backend, refines, "refine", batch, refine_temperature, seed)
     records = []
     for s, text, new in zip(own, scores, refined):
         check = check_step(current_expression(s.problem.question, list(s.before)), new.strip())

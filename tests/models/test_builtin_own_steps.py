@@ -74,3 +74,14 @@ def test_refine_repairs_own_slips_and_leaves_right_steps_right(verdicts):
     right = [v for v in verdicts if v["ok"]]
     assert sum(v["fixed_ok"] for v in wrong) >= STEPS["bounds"]["repaired_at_least"]
     assert sum(not v["fixed_ok"] for v in right) <= STEPS["bounds"]["broken_at_most"]
+
+
+def test_sampled_refine_is_seeded_and_self_evaluation_stays_greedy(builtin_backend, verdicts):
+    wrong = [s for s in _own() if not s.ok][:16]
+    first = judge(builtin_backend, wrong, batch=64, refine_temperature=1.0, seed=0)
+    again = judge(builtin_backend, wrong, batch=64, refine_temperature=1.0, seed=0)
+    other = judge(builtin_backend, wrong, batch=64, refine_temperature=1.0, seed=1)
+    assert [r["refined"] for r in first] == [r["refined"] for r in again]
+    assert [r["refined"] for r in first] != [r["refined"] for r in other]
+    greedy = [v for v in verdicts if not v["ok"]][:16]
+    assert [r["self_evaluation"] for r in first] == [v["self_evaluation"] for v in greedy]
