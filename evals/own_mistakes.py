@@ -334,7 +334,8 @@ def own_mistakes_command(argv: Sequence[str] | None = None) -> int:
     if cfg.out:
         atomic_write_json(Path(cfg.out), results)
     for name, value in results["figures"].items():
-        sign, target = TARGETS.get(name, ("", "none: self-evaluation then refine, as a navigator would"))
-        print(f"{name:<24} {value}   (target {sign} {target})")
+        sign, target = TARGETS.get(name, (None, None))
+        note = f"target {sign} {target}" if sign else "no target: refine only on a flag"
+        print(f"{name:<24} {value}   ({note})")
     print(json.dumps(results["counts"]))
     return 0

@@ -85,3 +85,31 @@ def test_sampled_refine_is_seeded_and_self_evaluation_stays_greedy(builtin_backe
     assert [r["refined"] for r in first] != [r["refined"] for r in other]
     greedy = [v for v in verdicts if not v["ok"]][:16]
     assert [r["self_evaluation"] for r in first] == [v["self_evaluation"] for v in greedy]
+
+
+def test_the_command_writes_figures_that_are_the_tally_of_its_steps_file(tmp_path, capsys):
+    from reasonkit.evals.own_mistakes import own_mistakes_command, tally
+
+    out, steps = tmp_path / "own.json", tmp_path / "steps.jsonl"
+    argv = [
+        "--model",
+        "builtin",
+        "--problems",
+        "8",
+        "--threads",
+        "1",
+        "--out",
+        str(out),
+        "--steps",
+        str(steps),
+    ]
+    assert own_mistakes_command(argv) == 0
+    printed = capsys.readouterr().out
+    results = json.loads(out.read_text())
+    records = [json.loads(line) for line in steps.read_text().splitlines()]
+    counts, figures = tally(records)
+    assert results["problems"] == 8 and len(records) == counts["wrong"] + counts["right"] >= 8
+    assert {k: results["figures"][k] for k in figures} == figures
+    assert {k: results["counts"][k] for k in counts} == counts and results["counts"]["summaries"] == 8
+    assert "self_eval_flags_wrong" in printed and "(target >= 0.6)" in printed
+    assert "gated_repairs_wrong" in printed and "(no target: refine only on a flag)" in printed
