@@ -425,11 +425,19 @@ def summary_text(s: dict[str, Any]) -> str:
         parts.append(
             figure(f"best fixed sequence ({fixed['label']})", fixed["accuracy"], fixed["tokens_per_problem"])
         )
-    return (
+    text = (
         f"validation accuracy {s['validation_accuracy']:.3f}, {s['validation_tokens_per_problem']:.0f} tokens per "
         f"problem; on the same {s['validation_problems']} problems: {', '.join(parts)}\n"
         f"blocks {s['validation_blocks']}"
     )
+    best, final = s.get("best_validation_accuracy"), s.get("validation_accuracy")
+    if best is not None and final is not None and best > final:
+        # the last navigator is not the best one validated: say which file holds that one
+        text += (
+            f"\nthe best validated navigator (episode {s.get('best_episode')}) scored {best:.3f}, above the final "
+            f"one: {s.get('navigator_best')}"
+        )
+    return text
 
 
 if __name__ == "__main__":

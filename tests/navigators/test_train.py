@@ -303,3 +303,19 @@ def test_arith_hard_is_a_task_of_its_own_split():
     assert max(len(n) for p in hard for n in re.findall(r"\d+", p.question)) == 4
     with pytest.raises(ValueError, match="use arith, arith-hard, one of"):
         load_task("arith-impossible", "test", 5)
+
+
+def test_the_summary_names_the_best_validated_navigator_when_the_final_one_is_worse():
+    summary = {
+        "validation_accuracy": 0.57, "validation_tokens_per_problem": 1840.0, "validation_problems": 100,
+        "validation_blocks": {"debate": 353}, "validation_cot_accuracy": 0.85,
+        "validation_cot_tokens_per_problem": 147.0, "best_validation_accuracy": 0.85, "best_episode": 250,
+        "navigator_best": "runs/g1/navigator-best.safetensors",
+    }  # fmt: skip
+    text = summary_text(summary)
+    assert text.startswith("validation accuracy 0.570, 1840 tokens per problem")
+    assert text.endswith(
+        "the best validated navigator (episode 250) scored 0.850, above the final one: "
+        "runs/g1/navigator-best.safetensors"
+    )
+    assert "best validated" not in summary_text({**summary, "best_validation_accuracy": 0.57})
