@@ -129,8 +129,8 @@ def judge(
 
     pack = load_pack("compact")
     scores = _generate(backend, [pack.self_evaluate(s.problem, s.steps) for s in own], "self_evaluate", batch)
-    refines = [pack.refine(s.problem, s.steps) for s in own]
-    refined = _generate(backend, refines, "refine", batch, refine_temperature, seed)
+    refine = [pack.refine(s.problem, s.steps) for s in own]
+    refined = _generate(backend, refine, "refine", batch, refine_temperature, seed)
     records = []
     for s, text, new in zip(own, scores, refined):
         check = check_step(current_expression(s.problem.question, list(s.before)), new.strip())

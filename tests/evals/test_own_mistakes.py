@@ -8,7 +8,7 @@ import json
 import pytest
 import torch
 
-from reasonkit.evals.own_mistakes import OwnStep, _flags, own_pairs, rollouts
+from reasonkit.evals.own_mistakes import OwnStep, _flags, own_pairs, rollouts, tally
 from reasonkit.models.builtin.data import PairEncoder, build_step, load_extra, mix_extra
 from reasonkit.packs import load_pack
 from reasonkit.tasks.arith.generate import make_problem
@@ -187,7 +187,6 @@ def test_judge_counts_flags_repairs_and_breaks_by_hand():
         (True, False),
     ]
     assert records[0]["refined"] == "8*2=16|7+16" and records[2]["ok"] is False
-    from reasonkit.evals.own_mistakes import tally
 
     # a fifth record: a slip self-evaluation missed that refine repairs anyway (repaired, not gated)
     records.append({**records[2], "fixed_ok": True})

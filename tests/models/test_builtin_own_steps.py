@@ -91,18 +91,7 @@ def test_the_command_writes_figures_that_are_the_tally_of_its_steps_file(tmp_pat
     from reasonkit.evals.own_mistakes import own_mistakes_command, tally
 
     out, steps = tmp_path / "own.json", tmp_path / "steps.jsonl"
-    argv = [
-        "--model",
-        "builtin",
-        "--problems",
-        "8",
-        "--threads",
-        "1",
-        "--out",
-        str(out),
-        "--steps",
-        str(steps),
-    ]
+    argv = ["--model", "builtin", "--problems", "8", "--threads", "1", "--out", str(out), "--steps", str(steps)]  # fmt: skip
     assert own_mistakes_command(argv) == 0
     printed = capsys.readouterr().out
     results = json.loads(out.read_text())
