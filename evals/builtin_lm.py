@@ -80,20 +80,20 @@ def cot_by_ops(backend: Any, per_ops: int, seed: int) -> dict[str, Any]:
 
 
 def _generate(backend: Any, prompts: Sequence[Any], call: str) -> list[str]:
-    from reasonkit.packs import load_pack
+    from reasonkit.kit.base import resolve_pack
 
-    params = load_pack("compact").sampling(call)
+    params = resolve_pack(None, backend).sampling(call)
     return [c[0].text for c in backend.generate(list(prompts), params)]
 
 
 def refine_and_self_eval(backend: Any, n: int, seed: int) -> dict[str, Any]:
     """Refine repair rate on single injected mistakes, and self-evaluation agreement with the teacher."""
-    from reasonkit.packs import load_pack
+    from reasonkit.kit.base import resolve_pack
     from reasonkit.tasks import arith
     from reasonkit.tasks.arith.steps import check_step
     from reasonkit.tasks.arith.teacher import current_expression, self_evaluate
 
-    pack = load_pack("compact")
+    pack = resolve_pack(None, backend)
     cases = arith.corrupted_states("test", n, seed=seed)
     refined = _generate(backend, [pack.refine(s.problem, list(s.steps)) for s, _ in cases], "refine")
     repairs: dict[str, list[int]] = defaultdict(lambda: [0, 0])

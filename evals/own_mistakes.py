@@ -63,9 +63,9 @@ def _generate(
     """Greedy completions, or seeded samples at ``temperature`` (one seed per batch, so reruns agree)."""
     from dataclasses import replace
 
-    from reasonkit.packs import load_pack
+    from reasonkit.kit.base import resolve_pack
 
-    params = load_pack("compact").sampling(call)
+    params = resolve_pack(None, backend).sampling(call)
     out: list[str] = []
     for start in range(0, len(prompts), batch):
         if temperature > 0:
@@ -86,11 +86,11 @@ def rollouts(
     stops at a literal, at a step that cannot be read (labelled wrong; nothing follows from it) or
     after ``max_steps``. A sampled rollout continues past a wrong but readable step, from the state
     the model wrote, as the model itself would."""
-    from reasonkit.packs import load_pack
+    from reasonkit.kit.base import resolve_pack
     from reasonkit.tasks.arith.expr import is_literal, parse
     from reasonkit.tasks.arith.steps import check_step, parse_step
 
-    pack = load_pack("compact")
+    pack = resolve_pack(None, backend)  # the model's own pack (compact, or compact2 from v4 on)
     states: dict[int, tuple[list[str], Any]] = {i: ([], parse(p.question)) for i, p in enumerate(problems)}
     labelled: list[OwnStep] = []
     for depth in range(max_steps):
@@ -123,11 +123,11 @@ def judge(
     """Self-evaluation and refine on each labelled step: one record per step with ``flagged`` (the
     model scored the step wrong) and ``fixed_ok`` (refine's output: a repair of a wrong step, or a
     right step left right). Refine is greedy, or sampled at ``refine_temperature`` with ``seed``."""
-    from reasonkit.packs import load_pack
+    from reasonkit.kit.base import resolve_pack
     from reasonkit.tasks.arith.steps import check_step
     from reasonkit.tasks.arith.teacher import current_expression
 
-    pack = load_pack("compact")
+    pack = resolve_pack(None, backend)
     scores = _generate(backend, [pack.self_evaluate(s.problem, s.steps) for s in own], "self_evaluate", batch)
     refine = [pack.refine(s.problem, s.steps) for s in own]
     refined = _generate(backend, refine, "refine", batch, refine_temperature, seed)
@@ -188,11 +188,11 @@ def measure(
 
 def single_subtask_summaries(backend: Any, problems: Sequence[Problem], batch: int = 64) -> dict[str, Any]:
     """Summarize with exactly one subtask and its true result: is the model's step the teacher's?"""
-    from reasonkit.packs import load_pack
+    from reasonkit.kit.base import resolve_pack
     from reasonkit.tasks.arith import teacher
     from reasonkit.tasks.arith.training import summary_target
 
-    pack = load_pack("compact")
+    pack = resolve_pack(None, backend)
     cases = [
         summary_target(pack, p, [], subtasks[:1])
         for p in problems
@@ -203,7 +203,9 @@ def single_subtask_summaries(backend: Any, problems: Sequence[Problem], batch: i
     return {"exact": round(exact / len(cases), 4) if cases else None, "n": len(cases)}
 
 
-def own_pairs(own: Sequence[OwnStep], wrong_share: float = 0.5, seed: int = 0) -> list[dict[str, str]]:
+def own_pairs(
+    own: Sequence[OwnStep], wrong_share: float = 0.5, seed: int = 0, pack: Any = "compact"
+) -> list[dict[str, str]]:
     """Teacher targets for self-evaluation and refine on states ending in the model's own steps.
 
     Right steps far outnumber wrong ones; right ones are subsampled so wrong ones make ``wrong_share``
@@ -211,7 +213,7 @@ def own_pairs(own: Sequence[OwnStep], wrong_share: float = 0.5, seed: int = 0) -
     from reasonkit.packs import load_pack
     from reasonkit.tasks.arith.training import ArithState, _target
 
-    pack = load_pack("compact")
+    pack = load_pack(pack)  # a name, a YAML path or a PromptPack
     wrong = [s for s in own if not s.ok]
     right = [s for s in own if s.ok]
     rng = random.Random(f"reasonkit.own-pairs:{seed}")
@@ -227,7 +229,7 @@ def own_pairs(own: Sequence[OwnStep], wrong_share: float = 0.5, seed: int = 0) -
     return pairs
 
 
-def summary_pairs(problems: Sequence[Problem], seed: int = 0) -> list[dict[str, str]]:
+def summary_pairs(problems: Sequence[Problem], seed: int = 0, pack: Any = "compact") -> list[dict[str, str]]:
     """Teacher targets for summarize given a *prefix* of the subtasks (one subtask most often).
 
     The original stream only ever summarises every subtask of a decomposition, so a summary of one
@@ -240,7 +242,7 @@ def summary_pairs(problems: Sequence[Problem], seed: int = 0) -> list[dict[str, 
     from reasonkit.tasks.arith.steps import gold_steps
     from reasonkit.tasks.arith.training import summary_target
 
-    pack = load_pack("compact")
+    pack = load_pack(pack)  # a name, a YAML path or a PromptPack
     rng = random.Random(f"reasonkit.summary-pairs:{seed}")
     pairs = []
     for p in problems:
@@ -281,6 +283,13 @@ class OwnMistakesConfig(BackendOptions):
         },
     )
     temperature: float = field(default=1.0, metadata={"help": "temperature of the sampled rollouts"})
+    pairs_pack: str | None = field(
+        default=None,
+        metadata={
+            "help": "with --pairs: the prompt pack the pairs are written in (default: the model's own); "
+            "the pack the next model trains on, e.g. compact2 when a compact model's steps train v4"
+        },
+    )
     summaries: int = field(
         default=0, metadata={"help": "with --pairs: add summarize targets on this many more problems"}
     )
@@ -303,7 +312,13 @@ def problems_of(split: str, n: int, seed: int) -> list[Problem]:
 
 
 def own_mistakes_command(argv: Sequence[str] | None = None) -> int:
+    from reasonkit.kit.base import resolve_pack
+
     cfg = parse_config(OwnMistakesConfig, argv, prog="reasonkit eval own-mistakes")
+    if cfg.pairs_pack:
+        from reasonkit.packs import load_pack
+
+        load_pack(cfg.pairs_pack)  # an unknown pack fails before the model loads (PackError)
     backend = cfg.load(cfg.model)
     problems = problems_of(cfg.split, cfg.problems, cfg.seed)
     if cfg.pairs:
@@ -315,10 +330,11 @@ def own_mistakes_command(argv: Sequence[str] | None = None) -> int:
                 temperature, seed = (0.0, 0) if k == 0 else (cfg.temperature, cfg.seed * 1000 + k)
                 own += rollouts(backend, problems, cfg.batch_size, temperature=temperature, seed=seed)
                 bar.update(1)
-        pairs = own_pairs(own, cfg.wrong_share, cfg.seed)
+        pack = resolve_pack(cfg.pairs_pack, backend)
+        pairs = own_pairs(own, cfg.wrong_share, cfg.seed, pack)
         if cfg.summaries:
             # drawn with another seed: teacher-only targets, independent of the rolled-out problems
-            pairs += summary_pairs(problems_of(cfg.split, cfg.summaries, cfg.seed + 1), cfg.seed)
+            pairs += summary_pairs(problems_of(cfg.split, cfg.summaries, cfg.seed + 1), cfg.seed, pack)
             random.Random(f"reasonkit.own-pairs-mix:{cfg.seed}").shuffle(pairs)
         atomic_write_text(Path(cfg.pairs), "".join(json.dumps(p) + "\n" for p in pairs))
         wrong = sum(not s.ok for s in own)

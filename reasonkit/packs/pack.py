@@ -13,8 +13,10 @@ the *targets* the arith teacher trains on (``format_*``; a full target is ``form
     >>> pack.parse_scores("3331213")
     (3, 3, 3, 1, 2, 1, 3)
 
-Built-in packs: ``compact`` (control tokens, for the built-in model) and ``natural`` (the paper's
-wording, for instruction-tuned LLMs). docs/prompt-packs.md documents the contract and the YAML format.
+Built-in packs: ``compact`` (control tokens, for the built-in model), ``compact2`` (compact with a
+separator closing the summarize prompt; built-in v4 onwards) and ``natural`` (the paper's wording,
+for instruction-tuned LLMs). A pack file may start from another with ``extends:`` (a built-in name or
+a path relative to the file) and give only what differs. docs/prompt-packs.md documents the contract and the YAML format.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from reasonkit.packs.blocks import ASPECTS, OPTIONAL_CALLS
 from reasonkit.packs.schema import PackError, deep_merge, fill, validate
 from reasonkit.types import Problem, Prompt, SamplingParams
 
-BUILTIN_PACKS: tuple[str, ...] = ("compact", "natural")
+BUILTIN_PACKS: tuple[str, ...] = ("compact", "compact2", "natural")
 _PACK_DIR = Path(__file__).resolve().parent
 _MAX_INDEX_DIGITS = 6
 
@@ -335,14 +337,34 @@ def _builtin(name: str) -> PromptPack:
     return _from_file(_PACK_DIR / f"{name}.yaml")
 
 
-def _from_file(path: Path) -> PromptPack:
+def _from_file(path: Path, seen: tuple[Path, ...] = ()) -> PromptPack:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise PackError(f"prompt pack {path}: not valid YAML ({exc})") from None
     except OSError as exc:
         raise PackError(f"prompt pack {path}: cannot be read ({exc.strerror})") from None
+    if isinstance(data, dict) and "extends" in data:
+        data = _extended(path, data, seen)
     return PromptPack(data, source=str(path))
+
+
+def _extended(path: Path, data: dict[str, Any], seen: tuple[Path, ...]) -> dict[str, Any]:
+    """``data`` merged over the pack its ``extends:`` names (a built-in name, or a path relative to
+    ``path``): mappings merge key by key, anything else replaces."""
+    base_name = data.pop("extends")
+    if not isinstance(base_name, str) or not base_name:
+        raise PackError(f"prompt pack {path}: extends must name a pack (a built-in name or a YAML path)")
+    base_path = _PACK_DIR / f"{base_name}.yaml" if base_name in BUILTIN_PACKS else path.parent / base_name
+    if not base_path.is_file():
+        raise PackError(
+            f"prompt pack {path}: extends {base_name!r}, which is neither a built-in pack "
+            f"({', '.join(BUILTIN_PACKS)}) nor a file next to it"
+        )
+    if base_path.resolve() in seen:
+        raise PackError(f"prompt pack {path}: extends itself through {base_name!r} (a cycle)")
+    base = _from_file(base_path, (*seen, base_path.resolve()))
+    return deep_merge(base.to_dict(), data)
 
 
 def load_pack(

@@ -21,8 +21,8 @@ class Scripted:
 
     name = "scripted"
 
-    def __init__(self, answers: dict[str, str]) -> None:
-        self.answers = answers
+    def __init__(self, answers: dict[str, str], prompt_pack: str = "compact") -> None:
+        self.answers, self.prompt_pack = answers, prompt_pack  # the pack it declares, as HFBackend does
         self.prompts: list[str] = []
 
     def generate(self, prompts, params):
@@ -161,6 +161,25 @@ def test_summary_pairs_summarise_a_prefix_of_the_subtasks_with_the_teachers_step
     single = sum(p["prompt"].count("=") == 1 for p in pairs if "(" not in p["prompt"])
     assert single >= len(pairs) // 3  # one subtask is the common case
     assert summary_pairs(problems, seed=0) == pairs  # seeded
+
+
+def test_pairs_and_summaries_use_the_next_models_pack_and_the_models_own():
+    from reasonkit.evals.own_mistakes import single_subtask_summaries, summary_pairs
+
+    problems = [make_problem(q) for q in ("5*3+2*4", "7-2*3", "9+8")] * 4
+    old, new = summary_pairs(problems, seed=0), summary_pairs(problems, seed=0, pack="compact2")
+    assert [p["target"] for p in new] == [p["target"] for p in old]
+    assert [p["prompt"] for p in new] == [p["prompt"] + "<sum>" for p in old]
+    own = [
+        OwnStep(make_problem("7+8*2"), (), "8*2=18|7+18", False),
+        OwnStep(make_problem("9-4"), (), "9-4=5|5", True),
+    ]
+    assert own_pairs(own, 0.5, pack="compact2") == own_pairs(own, 0.5)  # only summarize differs
+    # measured through the model's declared pack: a compact2 model is asked with the closed prompt
+    for pack, tail in (("compact", "<sum>5*3=15"), ("compact2", "<sum>5*3=15<sum>")):
+        model = Scripted({"=15": "5*3=15|15+2*4", "<sum>": "5*3=15|15+2*4"}, prompt_pack=pack)
+        result = single_subtask_summaries(model, [make_problem("5*3+2*4")])
+        assert model.prompts == [f"<q>5*3+2*4{tail}"] and result == {"exact": 1.0, "n": 1}
 
 
 def test_judge_counts_flags_repairs_and_breaks_by_hand():

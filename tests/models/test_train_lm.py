@@ -50,6 +50,27 @@ def test_batches_train_on_targets_only_and_respect_the_token_budget():
     assert all(torch.equal(a.input_ids, b.input_ids) for a, b in zip(batch.micro, again.micro))
 
 
+def test_the_stream_is_rendered_with_the_runs_pack():
+    from reasonkit.models.builtin.data import validation_set
+    from reasonkit.tasks.arith import training_examples
+
+    pairs = list(training_examples("validation", n=400, seed=0, pack="compact"))
+    pairs2 = list(training_examples("validation", n=400, seed=0, pack="compact2"))
+    summaries = 0
+    for (prompt, target), (prompt2, target2) in zip(pairs, pairs2):  # the same states, one prompt differs
+        summaries += "<sum>" in prompt
+        assert target2 == target and prompt2 == (prompt + "<sum>" if "<sum>" in prompt else prompt)
+    assert summaries >= 5
+    sum_id = PairEncoder().tokenizer.token_to_id("<sum>")
+    closing = [  # the training rows of compact2: the token before a summary's target is <sum>
+        int(micro.input_ids[r, int((micro.labels[r] != IGNORE).nonzero()[0]) - 1]) == sum_id
+        for micro in validation_set(0, 400, 100_000, "compact2")
+        for r, task in enumerate(micro.tasks)
+        if task == "sum"
+    ]
+    assert len(closing) == summaries and all(closing)
+
+
 def test_learning_rate_warms_up_then_decays_to_the_floor():
     cfg = TrainLMConfig(steps=100, warmup_steps=10, lr=1e-3, min_lr_ratio=0.1)
     assert learning_rate(cfg, 0) == pytest.approx(1e-4)
@@ -84,18 +105,19 @@ def test_trains_from_scratch_then_resumes_exactly(tmp_path):
     assert (tmp_path / "b" / "accuracy.png").stat().st_size > 0
 
 
-def test_export_loads_through_hf_backend_with_the_compact_pack(tmp_path):
+@pytest.mark.parametrize("pack", ["compact", "compact2"])
+def test_export_loads_through_hf_backend_with_the_pack_it_was_trained_on(tmp_path, pack):
     from reasonkit.backends.hf import HFBackend
     from reasonkit.types import SamplingParams
 
-    train_lm(tiny(tmp_path / "run", "--steps", "2", "--export", str(tmp_path / "exported")))
+    train_lm(tiny(tmp_path / "run", "--steps", "2", "--export", str(tmp_path / "exported"), "--pack", pack))
     for directory in (tmp_path / "run" / "model", tmp_path / "exported"):
         assert sorted(p.name for p in directory.iterdir()) == sorted(EXPORT_FILES)
         card = json.loads((directory / "reasonkit.json").read_text())
-        assert card["prompt_pack"] == "compact" and card["step"] == 2
+        assert card["prompt_pack"] == pack and card["step"] == 2
         assert card["train_config"]["hidden_size"] == 32
     backend = HFBackend(str(tmp_path / "exported"), device="cpu")
-    assert backend.prompt_pack == "compact"
+    assert backend.prompt_pack == pack
     assert backend.model.config.gla_kernel == "auto"
     out = backend.generate(["<q>1+2<ans>"], SamplingParams(max_new_tokens=3, temperature=0.0))
     assert out[0][0].tokens_out <= 3
@@ -124,6 +146,8 @@ def test_a_damaged_checkpoint_fails_with_its_path(tmp_path):
         (["--steps", "0"], "steps must be a positive integer"),
         (["--vocab-size", "64"], "vocab_size must be >= 114"),
         (["--bucket-ratio", "1.5"], "bucket_ratio must be in"),
+        (["--pack", "natural"], "does not use the built-in tokenizer's control tokens"),
+        (["--pack", "nope"], "no prompt pack 'nope': built-in packs are compact, compact2, natural"),
     ],
 )
 def test_bad_config_values_name_the_field(tmp_path, flags, message):

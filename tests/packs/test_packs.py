@@ -25,7 +25,7 @@ from reasonkit.types import Problem
 
 COMPACT = load_pack("compact")
 NATURAL = load_pack("natural")
-PACKS = [COMPACT, NATURAL]
+PACKS = [COMPACT, load_pack("compact2"), NATURAL]
 ARITH = Problem(id="a", question="3+4*5", answer="23", kind="arith")
 PROBLEMS = [
     ARITH,
@@ -236,7 +236,7 @@ def test_user_pack_file_and_clear_errors(tmp_path) -> None:
     assert mine.name == "mine" and mine.cot(ARITH) == "Q:3+4*5=>"
     assert mine.reason_step(ARITH, STEPS) == COMPACT.reason_step(ARITH, STEPS)
 
-    with pytest.raises(PackError, match="built-in packs are compact, natural"):
+    with pytest.raises(PackError, match="built-in packs are compact, compact2, natural"):
         load_pack(tmp_path / "missing.yaml")
     (tmp_path / "broken.yaml").write_text("name: [unclosed\n")
     with pytest.raises(PackError, match="not valid YAML"):
@@ -255,6 +255,39 @@ def test_user_pack_file_and_clear_errors(tmp_path) -> None:
     missing = {k: v for k, v in data["calls"].items() if k != "summarize"}
     with pytest.raises(PackError, match=r"missing call\(s\) \['summarize'\]"):
         PromptPack({**data, "calls": missing}, source="case")
+
+
+def test_compact2_is_compact_with_a_closed_summarize_prompt() -> None:
+    compact2 = load_pack("compact2")
+    assert compact2.name == "compact2" and compact2.control_tokens == COMPACT.control_tokens
+    ours, theirs = _render_all(compact2, ARITH, STEPS), _render_all(COMPACT, ARITH, STEPS)
+    assert {call for call in ours if ours[call] != theirs[call]} == {"summarize"}
+    results = ["4*5=20|20;The answer is 20"]
+    assert COMPACT.summarize(ARITH, [], ["4*5"], results) == "<q>3+4*5<sum>4*5=20"
+    assert compact2.summarize(ARITH, [], ["4*5"], results) == "<q>3+4*5<sum>4*5=20<sum>"
+    data, data2 = COMPACT.to_dict(), compact2.to_dict()
+    assert {k for k in data if data[k] != data2[k]} == {"name", "description", "calls"}
+
+
+def test_a_pack_file_extends_another_and_names_bad_bases(tmp_path) -> None:
+    (tmp_path / "mine.yaml").write_text(
+        'extends: compact\nname: mine\ncalls:\n  cot: {prompt: "Q:{{question}}=>"}\n'
+    )
+    mine = load_pack(tmp_path / "mine.yaml")
+    assert mine.cot(ARITH) == "Q:3+4*5=>"
+    assert mine.sampling("cot") == COMPACT.sampling("cot")  # merged key by key: max_new_tokens kept
+    assert mine.reason_step(ARITH, STEPS) == COMPACT.reason_step(ARITH, STEPS)
+    (tmp_path / "theirs.yaml").write_text("extends: mine.yaml\nname: theirs\n")  # a path next to the file
+    assert load_pack(tmp_path / "theirs.yaml").cot(ARITH) == "Q:3+4*5=>"
+    (tmp_path / "loop.yaml").write_text("extends: loop.yaml\nname: loop\n")
+    with pytest.raises(PackError, match="cycle"):
+        load_pack(tmp_path / "loop.yaml")
+    (tmp_path / "orphan.yaml").write_text("extends: nowhere\nname: orphan\n")
+    with pytest.raises(PackError, match="'nowhere', which is neither a built-in pack"):
+        load_pack(tmp_path / "orphan.yaml")
+    (tmp_path / "odd.yaml").write_text("extends: [compact]\nname: odd\n")
+    with pytest.raises(PackError, match="extends must name a pack"):
+        load_pack(tmp_path / "odd.yaml")
 
 
 def test_bad_call_arguments_are_clear() -> None:

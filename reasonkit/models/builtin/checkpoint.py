@@ -138,7 +138,8 @@ def export_model(model: Any, directory: str | Path, card: dict[str, Any]) -> Pat
         with contextlib.suppress(FileNotFoundError):
             (tmp / "generation_config.json").unlink()
         save_tokenizer(tmp)
-        atomic_write_json(tmp / "reasonkit.json", {"prompt_pack": "compact", "kinds": ["arith"], **card})
+        pack = card.get("train_config", {}).get("pack", "compact")  # the pack the model was trained on
+        atomic_write_json(tmp / "reasonkit.json", {"prompt_pack": pack, "kinds": ["arith"], **card})
         missing = [name for name in EXPORT_FILES if not (tmp / name).is_file()]
         if missing:
             raise RuntimeError(

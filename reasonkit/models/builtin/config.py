@@ -18,6 +18,7 @@ IDENTITY_FIELDS: tuple[str, ...] = (
     "finetune_from",
     "extra_data",
     "extra_share",
+    "pack",
     "hidden_size",
     "num_layers",
     "layer_types",
@@ -76,6 +77,13 @@ class TrainLMConfig:
     extra_share: float = field(
         default=0.3,
         metadata=_help("share of each step's pairs drawn from --extra-data (the rest: the stream)"),
+    )
+    pack: str = field(
+        default="compact",
+        metadata=_help(
+            "prompt pack the stream's prompts are rendered with, named in the export's reasonkit.json "
+            "(compact: v1-v3; compact2, whose summarize prompt ends with a separator: v4 on)"
+        ),
     )
     # ---- model
     hidden_size: int = field(default=192, metadata=_help("width of the residual stream"))
@@ -189,6 +197,15 @@ class TrainLMConfig:
         if self.init_from and self.finetune_from:
             raise ValueError(
                 "give --init-from (resume an export's schedule) or --finetune-from (a new one), not both"
+            )
+        from reasonkit.models.builtin.tokenizer import control_tokens
+        from reasonkit.packs import load_pack
+
+        pack = load_pack(self.pack)  # a PackError names the built-in packs
+        if tuple(pack.control_tokens) != control_tokens():
+            raise ValueError(
+                f"pack {self.pack!r} does not use the built-in tokenizer's control tokens "
+                f"{' '.join(control_tokens())}; train the built-in model with compact or compact2"
             )
         if self.workers < -1:
             raise ValueError(f"workers must be -1 (auto), 0 or a positive count, got {self.workers}")

@@ -158,10 +158,11 @@ def build_step(
     max_tokens: int,
     bucket_ratio: float,
     extra: Extra | None = None,
+    pack: str = "compact",
 ) -> StepBatch:
     start = step * batch_size
     pairs = mix_extra(
-        list(training_examples(split, n=batch_size, seed=seed, start=start)), start, seed, extra
+        list(training_examples(split, n=batch_size, seed=seed, start=start, pack=pack)), start, seed, extra
     )
     tasks = [task_of(str(p)) for p, _ in pairs]
     micro = encoder.micro_batches(pairs, tasks, max_tokens, bucket_ratio)  # type: ignore[arg-type]
@@ -182,11 +183,12 @@ class StepBatches(IterableDataset):
         max_tokens: int,
         bucket_ratio: float,
         extra: Extra | None = None,
+        pack: str = "compact",
     ) -> None:
         super().__init__()
         self.seed, self.start, self.end = seed, start, end
         self.batch_size, self.max_tokens, self.bucket_ratio = batch_size, max_tokens, bucket_ratio
-        self.extra = extra
+        self.extra, self.pack = extra, pack
 
     def __iter__(self) -> Iterator[StepBatch]:
         info = get_worker_info()
@@ -205,6 +207,7 @@ class StepBatches(IterableDataset):
                 self.max_tokens,
                 self.bucket_ratio,
                 self.extra,
+                self.pack,
             )
 
 
@@ -218,11 +221,12 @@ def step_loader(
     workers: int,
     pin_memory: bool,
     extra: Extra | None = None,
+    pack: str = "compact",
 ) -> Any:
     """A DataLoader over :class:`StepBatches` with ``workers`` processes (0 = in this process)."""
     from torch.utils.data import DataLoader
 
-    dataset = StepBatches(seed, start, end, batch_size, max_tokens, bucket_ratio, extra)
+    dataset = StepBatches(seed, start, end, batch_size, max_tokens, bucket_ratio, extra, pack)
     options: dict[str, Any] = {}
     if workers > 0:
         options = {"prefetch_factor": 4, "persistent_workers": False}
@@ -236,11 +240,11 @@ def step_loader(
     )
 
 
-def validation_set(seed: int, n: int, max_tokens: int) -> list[MicroBatch]:
+def validation_set(seed: int, n: int, max_tokens: int, pack: str = "compact") -> list[MicroBatch]:
     """``n`` fixed validation-split pairs (a different stream from training: split and seed differ)."""
     if n == 0:
         return []
     encoder = PairEncoder()
-    pairs = list(training_examples("validation", n=n, seed=seed))
+    pairs = list(training_examples("validation", n=n, seed=seed, pack=pack))
     tasks = [task_of(str(p)) for p, _ in pairs]
     return encoder.micro_batches(pairs, tasks, max_tokens)  # type: ignore[arg-type]

@@ -249,7 +249,7 @@ class Trainer:
         start, started = self.step, time.perf_counter()
         status = "finished" if self.step >= cfg.steps else "stopped"
         if self.step < end:
-            val = validation_set(cfg.seed, cfg.val_pairs, cfg.max_tokens)
+            val = validation_set(cfg.seed, cfg.val_pairs, cfg.max_tokens, cfg.pack)
             status = self._loop(val, workers, end, started)
         elapsed = self.elapsed_before + time.perf_counter() - started
         if self.step > start or not (self.out / "model" / "config.json").is_file():
@@ -284,6 +284,7 @@ class Trainer:
             workers,
             pin_memory=self.device.type == "cuda",
             extra=self.extra,
+            pack=cfg.pack,
         )
         # Warnings and log records (DataLoader workers, torch) print above the bar, not inside it.
         bar = progress_bar(
