@@ -76,7 +76,7 @@ def parse_spec(spec: str) -> BackendSpec:
         return BackendSpec("builtin", str(BUILTIN_V1_DIR), model="builtin-v1")
     if re.fullmatch(r"builtin[-_.]?v?\d*", spec) and not Path(spec).exists():
         raise SpecError(
-            f"unknown built-in model {spec!r}: the built-in models are 'builtin' (v3) and 'builtin-v1'"
+            f"unknown built-in model {spec!r}: the built-in models are 'builtin' (v4) and 'builtin-v1'"
         )
     if spec.startswith("openai:"):
         rest = spec[len("openai:") :]

@@ -91,9 +91,9 @@ def test_builtin_loads_the_shipped_directory_with_its_prompt_pack(monkeypatch, t
     )
 
 
-@pytest.mark.parametrize("spec", ["builtin-v2", "builtin_v1", "builtinv3"])
+@pytest.mark.parametrize("spec", ["builtin-v3", "builtin_v1", "builtinv4"])
 def test_an_unknown_builtin_version_names_the_known_ones(spec):
-    with pytest.raises(SpecError, match=r"unknown built-in model.*'builtin' \(v3\) and 'builtin-v1'"):
+    with pytest.raises(SpecError, match=r"unknown built-in model.*'builtin' \(v4\) and 'builtin-v1'"):
         parse_spec(spec)
 
 
@@ -101,12 +101,15 @@ def test_both_shipped_versions_load_under_their_names():
     from safetensors.torch import load_file
 
     new, v1 = load_backend("builtin"), load_backend("builtin-v1")
-    assert (new.name, v1.name) == ("builtin", "builtin-v1") and v1.prompt_pack == new.prompt_pack == "compact"
+    assert (new.name, v1.name) == ("builtin", "builtin-v1") and (v1.prompt_pack, new.prompt_pack) == (
+        "compact",
+        "compact2",
+    )
     a = load_file(str(loading.BUILTIN_DIR / "model.safetensors"))
     b = load_file(str(loading.BUILTIN_V1_DIR / "model.safetensors"))
     assert a.keys() == b.keys() and any(not (a[k] == b[k]).all() for k in a)  # two different models
     card = json.loads((loading.BUILTIN_DIR / "reasonkit.json").read_text())
-    assert card["train_config"]["finetune_from"]  # v3 continues from a checkpoint (docs/builtin-model.md)
+    assert card["train_config"]["finetune_from"]  # v4 continues from a checkpoint (docs/builtin-model.md)
 
 
 def test_local_path_and_cache_wrapping(model_dir, tmp_path):

@@ -105,7 +105,7 @@ def test_a_served_builtin_model_tells_clients_its_pack_and_kinds():
     builtin = load_backend("builtin")
     with start_server(builtin) as srv:
         client = load_backend(srv.url)
-    assert (client.prompt_pack, client.kinds) == ("compact", ("arith",))
+    assert (client.prompt_pack, client.kinds) == ("compact2", ("arith",))  # v4 speaks compact2
 
 
 @pytest.mark.parametrize(

@@ -163,6 +163,6 @@ def test_a_pack_that_cannot_show_the_options_refuses_gpqa(tmp_path):
     out = tmp_path / "run"
     argv = ["--bench", "gpqa_main", "--data", str(csv_path), "--model", "builtin", "--out", str(out),
             "--progress", "false"]  # fmt: skip
-    with pytest.raises(ValueError, match="prompt pack 'compact' cannot show the options"):
+    with pytest.raises(ValueError, match="prompt pack 'compact2' cannot show the options"):
         eval_command(argv)
     assert not (out / "records.jsonl").exists() or not (out / "records.jsonl").read_text()

@@ -135,7 +135,7 @@ def test_shipped_checkpoint_is_complete_and_small():
     assert sum(files.values()) <= 25 * 10**6
     assert files["model.safetensors"] <= 16 * 2**20
     card = json.loads((BUILTIN_DIR / "reasonkit.json").read_text())
-    assert card["prompt_pack"] == "compact" and card["train_config"]["layer_types"]
+    assert card["prompt_pack"] == "compact2" and card["train_config"]["layer_types"]
     assert {"gla", "attn"} <= set(card["train_config"]["layer_types"])
 
 
@@ -143,7 +143,7 @@ def test_builtin_loads_offline_and_solves_easy_problems_with_cot(builtin):
     from reasonkit.strategies import make_strategy
     from reasonkit.tasks.arith import evaluate, make_problem
 
-    assert builtin.prompt_pack == "compact"
+    assert builtin.prompt_pack == "compact2"  # v4 on (docs/builtin-model.md)
     problems = [make_problem(question) for question, _ in EASY]
     assert [p.answer for p in problems] == [answer for _, answer in EASY]
     assert all(str(evaluate(q)) == a for q, a in EASY)

@@ -1,13 +1,13 @@
-"""The shipped built-in model (v3) on a fixed set of its *own* steps: wrong ones it wrote on test
+"""The shipped built-in model (v4) on a fixed set of its *own* steps: wrong ones it wrote on test
 problems, and right ones beside them (tests/models/builtin_own_steps.json, chosen from
 ``reasonkit eval own-mistakes --model builtin --problems 400 --steps FILE``; docs/builtin-model.md).
 
 Each step's label is the arith teacher's, checked again here; greedy decoding from the step's state
 reproduces it, so these are the model's own steps and not injected ones. Self-evaluation must flag
 the wrong ones and leave the right ones alone; refine must repair wrong ones without breaking right
-ones. The bounds sit a few steps inside what v3 does on this set (the file records it: flags 26 of 44
-wrong and 2 of 44 right, repairs 16, breaks 0); v1 on the same steps flags 0, repairs 11 and breaks 4,
-so the flag, repair and break bounds fail on it.
+ones. The bounds sit a few steps inside what v4 does on this set (the file records it: flags 31 of 39
+wrong and 2 of 39 right, repairs 14, breaks 1); v1 on the same steps flags 0, repairs 9 and breaks 5,
+so the flag, repair and break bounds fail on it, and v3 flags 19 (the flag bound fails on it too).
 """
 
 from __future__ import annotations
@@ -49,13 +49,13 @@ def builtin_backend():
 
 
 def test_the_labels_are_the_teachers_and_the_steps_are_the_models_own(builtin_backend):
-    from reasonkit.packs import load_pack
+    from reasonkit.kit.base import resolve_pack
 
     own = _own()
     assert sum(not s.ok for s in own) == STEPS["wrong"] and sum(s.ok for s in own) == STEPS["right"]
     for s in own:
         assert check_step(current_expression(s.problem.question, list(s.before)), s.step).ok == s.ok
-    pack = load_pack("compact")
+    pack = resolve_pack(None, builtin_backend)  # the model's own pack (compact2 for v4)
     params = pack.sampling("reason_step")
     outs = builtin_backend.generate([pack.reason_step(s.problem, list(s.before)) for s in own], params)
     same = sum(c[0].text.strip() == s.step for c, s in zip(outs, own))
