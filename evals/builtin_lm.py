@@ -3,8 +3,8 @@
     reasonkit eval lm --model builtin                  # the shipped model
     reasonkit eval lm --model runs/lm/model --out eval.json --markdown eval.md
 
-What it measures (all greedy, through :class:`~reasonkit.backends.hf.HFBackend` and the compact pack,
-so it is exactly what users of ``load_backend(...)`` get):
+What it measures (all greedy, through :class:`~reasonkit.backends.hf.HFBackend` and the pack the model
+declares — compact, or compact2 from v4 on — so it is exactly what users of ``load_backend(...)`` get):
 
 * **CoT accuracy by number of operations** — ``arith.benchmark("test", per_ops)`` solved by the
   controller's :class:`~reasonkit.strategies.CoT` strategy (graded by ``reasonkit.answers``), and

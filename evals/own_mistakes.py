@@ -313,12 +313,11 @@ def problems_of(split: str, n: int, seed: int) -> list[Problem]:
 
 def own_mistakes_command(argv: Sequence[str] | None = None) -> int:
     from reasonkit.kit.base import resolve_pack
+    from reasonkit.packs import load_pack
 
     cfg = parse_config(OwnMistakesConfig, argv, prog="reasonkit eval own-mistakes")
-    if cfg.pairs_pack:
-        from reasonkit.packs import load_pack
-
-        load_pack(cfg.pairs_pack)  # an unknown pack fails before the model loads (PackError)
+    # loaded first, so an unknown pack fails (PackError) before the model loads
+    pairs_pack = load_pack(cfg.pairs_pack) if cfg.pairs_pack else None
     backend = cfg.load(cfg.model)
     problems = problems_of(cfg.split, cfg.problems, cfg.seed)
     if cfg.pairs:
@@ -330,7 +329,7 @@ def own_mistakes_command(argv: Sequence[str] | None = None) -> int:
                 temperature, seed = (0.0, 0) if k == 0 else (cfg.temperature, cfg.seed * 1000 + k)
                 own += rollouts(backend, problems, cfg.batch_size, temperature=temperature, seed=seed)
                 bar.update(1)
-        pack = resolve_pack(cfg.pairs_pack, backend)
+        pack = resolve_pack(pairs_pack, backend)  # default: the model's own pack
         pairs = own_pairs(own, cfg.wrong_share, cfg.seed, pack)
         if cfg.summaries:
             # drawn with another seed: teacher-only targets, independent of the rolled-out problems

@@ -361,7 +361,7 @@ def _extended(path: Path, data: dict[str, Any], seen: tuple[Path, ...]) -> dict[
             f"prompt pack {path}: extends {base_name!r}, which is neither a built-in pack "
             f"({', '.join(BUILTIN_PACKS)}) nor a file next to it"
         )
-    if base_path.resolve() in seen:
+    if base_path.resolve() in (*seen, path.resolve()):
         raise PackError(f"prompt pack {path}: extends itself through {base_name!r} (a cycle)")
     base = _from_file(base_path, (*seen, base_path.resolve()))
     return deep_merge(base.to_dict(), data)
