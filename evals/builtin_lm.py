@@ -99,7 +99,7 @@ def refine_and_self_eval(backend: Any, n: int, seed: int) -> dict[str, Any]:
     repairs: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for (state, _), text in zip(cases, refined):
         prev = current_expression(state.problem.question, state.steps[:-1])
-        check = check_step(prev, text.strip())
+        check = check_step(prev, pack.parse_refine(text))
         kind = state.mistakes[0][1]
         repairs[kind][0] += int(check.ok and check.calculation is True)
         repairs[kind][1] += 1

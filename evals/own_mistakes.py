@@ -132,13 +132,14 @@ def judge(
     refine = [pack.refine(s.problem, s.steps) for s in own]
     refined = _generate(backend, refine, "refine", batch, refine_temperature, seed)
     records = []
-    for s, text, new in zip(own, scores, refined):
-        check = check_step(current_expression(s.problem.question, list(s.before)), new.strip())
+    for s, text, out in zip(own, scores, refined):
+        new = pack.parse_refine(out)  # the step, without the pack's scratch work
+        check = check_step(current_expression(s.problem.question, list(s.before)), new)
         good = bool(check.ok) if s.ok else bool(check.ok and check.calculation is True)
         records.append({
             "question": s.problem.question, "before": list(s.before), "step": s.step, "ok": s.ok,
             "self_evaluation": text.strip(), "flagged": _flags(pack.parse_scores(text)),
-            "refined": new.strip(), "fixed_ok": good,
+            "refined": new, "refine_output": out.strip(), "fixed_ok": good,
         })  # fmt: skip
     return records
 
@@ -257,6 +258,23 @@ def summary_pairs(problems: Sequence[Problem], seed: int = 0, pack: Any = "compa
     return pairs
 
 
+def refine_pairs(problems: Sequence[Problem], seed: int = 0, pack: Any = "compact") -> list[dict[str, str]]:
+    """Teacher refine targets on the stream's refine states (a prefix of a solution, half of them
+    with one injected mistake), one per problem: more practice at a pack's refine format than the
+    stream's 10 % share gives (compact3's scratch work is new to a model trained on compact2)."""
+    from reasonkit.packs import load_pack
+    from reasonkit.tasks.arith.expr import parse
+    from reasonkit.tasks.arith.training import _target, sample_state
+
+    pack = load_pack(pack)  # a name, a YAML path or a PromptPack
+    rng = random.Random(f"reasonkit.refine-pairs:{seed}")
+    pairs = []
+    for p in problems:
+        prompt, target = _target("refine", sample_state(parse(p.question), "refine", rng), pack, rng)
+        pairs.append({"task": "refine", "prompt": str(prompt), "target": target, "own_step_ok": "n/a"})
+    return pairs
+
+
 @dataclass
 class OwnMistakesConfig(BackendOptions):
     """Measure self-evaluation, refine and summarize on the model's own steps (and build targets)."""
@@ -293,13 +311,19 @@ class OwnMistakesConfig(BackendOptions):
     summaries: int = field(
         default=0, metadata={"help": "with --pairs: add summarize targets on this many more problems"}
     )
+    refines: int = field(
+        default=0,
+        metadata={
+            "help": "with --pairs: add teacher refine targets on this many more problems (a new refine format)"
+        },
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.problems < 1 or self.batch_size < 1 or not 0 < self.wrong_share <= 1:
             raise ValueError("--problems and --batch-size must be >= 1 and --wrong-share in (0, 1]")
-        if self.samples < 0 or self.summaries < 0 or not 0 < self.temperature <= 2:
-            raise ValueError("--samples and --summaries must be >= 0 and --temperature in (0, 2]")
+        if self.samples < 0 or self.summaries < 0 or self.refines < 0 or not 0 < self.temperature <= 2:
+            raise ValueError("--samples, --summaries and --refines must be >= 0 and --temperature in (0, 2]")
 
 
 def problems_of(split: str, n: int, seed: int) -> list[Problem]:
@@ -331,9 +355,12 @@ def own_mistakes_command(argv: Sequence[str] | None = None) -> int:
                 bar.update(1)
         pack = resolve_pack(pairs_pack, backend)  # default: the model's own pack
         pairs = own_pairs(own, cfg.wrong_share, cfg.seed, pack)
+        # drawn with other seeds: teacher-only targets, independent of the rolled-out problems
         if cfg.summaries:
-            # drawn with another seed: teacher-only targets, independent of the rolled-out problems
             pairs += summary_pairs(problems_of(cfg.split, cfg.summaries, cfg.seed + 1), cfg.seed, pack)
+        if cfg.refines:
+            pairs += refine_pairs(problems_of(cfg.split, cfg.refines, cfg.seed + 2), cfg.seed, pack)
+        if cfg.summaries or cfg.refines:
             random.Random(f"reasonkit.own-pairs-mix:{cfg.seed}").shuffle(pairs)
         atomic_write_text(Path(cfg.pairs), "".join(json.dumps(p) + "\n" for p in pairs))
         wrong = sum(not s.ok for s in own)

@@ -108,7 +108,7 @@ def refine(pack: PromptPack, problem: Problem, steps: Sequence[str]) -> BlockPro
     if not steps:
         raise ValueError("refine needs a step to refine; at depth 0 run reason instead (effective_block)")
     out = yield ask(pack, "refine", "refine", pack.refine(problem, steps), problem)
-    text = out.output.strip()
+    text = pack.parse_refine(out.output)  # the step, without the pack's scratch work (compact3)
     if not text:
         return list(steps)
     return [*steps[:-1], text] if pack.refine_replaces_last else [*steps, text]

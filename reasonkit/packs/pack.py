@@ -34,7 +34,7 @@ from reasonkit.packs.blocks import ASPECTS, OPTIONAL_CALLS
 from reasonkit.packs.schema import PackError, deep_merge, fill, validate
 from reasonkit.types import Problem, Prompt, SamplingParams
 
-BUILTIN_PACKS: tuple[str, ...] = ("compact", "compact2", "natural")
+BUILTIN_PACKS: tuple[str, ...] = ("compact", "compact2", "compact3", "natural")
 _PACK_DIR = Path(__file__).resolve().parent
 _MAX_INDEX_DIGITS = 6
 
@@ -283,6 +283,15 @@ class PromptPack:
         digits += [0] * (len(ASPECTS) - len(digits))
         return tuple(d if 0 <= d <= 3 else 0 for d in digits)
 
+    def parse_refine(self, text: str) -> str:
+        """The step a refine output arrives at: with ``parsers.refine.after``, the text after the
+        marker's last occurrence (what comes before is scratch work); the whole text when the
+        marker is missing."""
+        marker = self._data["parsers"].get("refine", {}).get("after")
+        if marker and marker in text:
+            text = text.rsplit(marker, 1)[1]
+        return text.strip()
+
     def result_value(self, text: str) -> str:
         """The value a subtask's output arrives at (its stated answer or last number), else the text."""
         segment = self._segment(text)
@@ -296,6 +305,18 @@ class PromptPack:
             return fill(t["no_calc"], {"expr": expr})
         joined = t.get("calc_sep", ",").join(fill(t["calc"], {"lhs": lhs, "value": v}) for lhs, v in calcs)
         return fill(t["text"], {"calcs": joined, "expr": expr})
+
+    def format_refine(self, step: str, calcs: Sequence[tuple[str, int | str]] = ()) -> str:
+        """Refine's target: ``targets.refine`` around the corrected ``step``; its ``{{scratch}}`` is
+        ``targets.scratch.calc`` for each of the step's calculations (``{{reversed}}``: the value's
+        sign, then its digits least significant first)."""
+        t = self._data["targets"]
+        spec = t.get("scratch", {})
+        scratch = spec.get("sep", ",").join(
+            fill(spec.get("calc", ""), {"lhs": lhs, "value": v, "reversed": _reversed_digits(v)})
+            for lhs, v in calcs
+        )
+        return fill(t.get("refine", "{{step}}"), {"scratch": scratch, "step": step})
 
     def format_answer(self, answer: int | str, kind: str = "arith") -> str:
         return fill(self._per_kind(self._data["targets"].get("answer", "The answer is {{answer}}"), kind),
@@ -326,6 +347,12 @@ class PromptPack:
         if len(scores) != len(ASPECTS):
             raise ValueError(f"format_scores needs {len(ASPECTS)} scores, got {len(scores)}")
         return fill(self._data["targets"]["scores"], dict(zip(ASPECTS, scores)))
+
+
+def _reversed_digits(value: int | str) -> str:
+    """``-934`` -> ``"-439"``: the sign first, then the digits least significant first."""
+    n = int(value)
+    return ("-" if n < 0 else "") + str(abs(n))[::-1]
 
 
 def available_packs() -> tuple[str, ...]:

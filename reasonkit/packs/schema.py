@@ -57,6 +57,8 @@ TARGET_FIELDS: dict[str, set[str]] = {
     "plans.item": {"i", "plan"},
     "choice": {"index"},
     "scores": set(ASPECTS),
+    "refine": {"scratch", "step"},
+    "scratch.calc": {"lhs", "value", "reversed"},
 }
 CALL_KEYS = {"prompt", "system", "user", "max_new_tokens", "stop", "temperature", "by_kind"}
 TOP_KEYS = {
@@ -165,6 +167,14 @@ def validate(data: Any, source: str) -> dict[str, Any]:
     _validate_calls(c, top["format"], c.mapping(top["calls"], "calls", set(CALLS)))
     _validate_targets(c, top["targets"])
     _validate_parsers(c, top["parsers"])
+    refine_target = top["targets"].get("refine", "{{step}}")
+    marker = top["parsers"].get("refine", {}).get("after")
+    if "scratch" in fields_of(refine_target) and (not marker or marker not in refine_target):
+        raise c.fail(
+            "parsers.refine.after",
+            "targets.refine writes {{scratch}} before the step, so refine's output needs a marker that "
+            "ends it: set parsers.refine.after to a string that targets.refine writes between them",
+        )
     return dict(copy.deepcopy(top))
 
 
@@ -196,7 +206,19 @@ def _validate_targets(c: _Checker, targets: Any) -> None:
     t = c.mapping(
         targets,
         "targets",
-        {"end", "step", "cot_sep", "answer", "subtasks", "plans", "choice", "yes_no", "scores"},
+        {
+            "end",
+            "step",
+            "cot_sep",
+            "answer",
+            "subtasks",
+            "plans",
+            "choice",
+            "yes_no",
+            "scores",
+            "refine",
+            "scratch",
+        },
     )
     step = c.mapping(t.get("step", {}), "targets.step", {"calc", "calc_sep", "text", "no_calc"})
     for part in ("calc", "text", "no_calc"):
@@ -211,13 +233,24 @@ def _validate_targets(c: _Checker, targets: Any) -> None:
         )
     for name in ("choice", "scores"):
         c.text(t.get(name, ""), f"targets.{name}", TARGET_FIELDS[name])
+    c.text(t.get("refine", "{{step}}"), "targets.refine", TARGET_FIELDS["refine"])
+    if "step" not in fields_of(t.get("refine", "{{step}}")):
+        raise c.fail("targets.refine", "must contain {{step}} (the corrected step)")
+    scratch = c.mapping(t.get("scratch", {}), "targets.scratch", {"calc", "sep"})
+    c.text(scratch.get("calc", ""), "targets.scratch.calc", TARGET_FIELDS["scratch.calc"])
+    c.text(scratch.get("sep", ","), "targets.scratch.sep", set())
     yes_no = t.get("yes_no")
     if not (isinstance(yes_no, list) and len(yes_no) == 2 and all(isinstance(x, str) for x in yes_no)):
         raise c.fail("targets.yes_no", 'must be a list of two strings, e.g. ["yes", "no"]')
 
 
 def _validate_parsers(c: _Checker, parsers: Any) -> None:
-    p = c.mapping(parsers, "parsers", {"subtasks", "plans", "plan_choice", "yes_no", "scores"})
+    p = c.mapping(parsers, "parsers", {"subtasks", "plans", "plan_choice", "yes_no", "scores", "refine"})
+    refine = c.mapping(p.get("refine", {}), "parsers.refine", {"after"})
+    if "after" in refine and not (isinstance(refine["after"], str) and refine["after"]):
+        raise c.fail(
+            "parsers.refine.after", "must be a non-empty string (the marker that ends refine's scratch work)"
+        )
     for name in ("subtasks", "plans"):
         spec = c.mapping(p.get(name, {}), f"parsers.{name}", {"split", "marker"})
         if ("split" in spec) == ("marker" in spec):

@@ -219,3 +219,46 @@ def test_judge_counts_flags_repairs_and_breaks_by_hand():
         "refine_breaks_right": 0.5, "gated_repairs_wrong": 0.3333, "gated_breaks_right": 0.5,
     }  # fmt: skip
     assert tally([])[1]["gated_repairs_wrong"] is None
+
+
+def test_refine_pairs_are_teacher_refines_written_in_the_packs_format():
+    from reasonkit.evals.own_mistakes import problems_of, refine_pairs
+    from reasonkit.tasks.arith import teacher
+    from reasonkit.tasks.arith.training import restyle
+
+    problems = problems_of("train", 40, 7)
+    pairs = refine_pairs(problems, seed=0, pack="compact3")
+    compact3 = load_pack("compact3")
+    assert len(pairs) == 40 and {p["task"] for p in pairs} == {"refine"}
+    assert refine_pairs(problems, seed=0, pack="compact3") == pairs  # seeded
+    scratched = 0
+    for p in pairs:
+        question, _, rest = p["prompt"].removeprefix("<q>").removesuffix("<refine>").partition(";")
+        steps = rest.split(";") if rest else []
+        want = restyle(compact3, teacher.refine(question, steps))  # the teacher's corrected step
+        assert compact3.parse_refine(p["target"]) == want and p["target"].endswith("#" + want)
+        scratched += "~" in p["target"]
+    assert scratched >= 30  # nearly every corrected step computes something
+    plain = refine_pairs(problems, seed=0)  # the compact pack: the target is the step itself
+    assert [p["target"] for p in plain] == [compact3.parse_refine(p["target"]) for p in pairs]
+
+
+def test_judge_grades_a_scratch_pack_models_step_not_its_scratch():
+    from reasonkit.evals.own_mistakes import judge
+
+    slip = make_problem("7+8*2")
+    own = [OwnStep(slip, (), "8*2=18|7+18", ok=False), OwnStep(slip, (), "8*2=16|7+16", ok=True)]
+    model = Scripted({
+        "<q>7+8*2;8*2=18|7+18<eval>": "3313333", "<q>7+8*2;8*2=18|7+18<refine>": "8*2~61#8*2=16|7+16",
+        "<q>7+8*2;8*2=16|7+16<eval>": "3333333", "<q>7+8*2;8*2=16|7+16<refine>": "8*2~61#8*2=61|7+61",
+    }, prompt_pack="compact3")  # fmt: skip
+    records = judge(model, own, batch=2)
+    assert [(r["refined"], r["fixed_ok"]) for r in records] == [("8*2=16|7+16", True), ("8*2=61|7+61", False)]
+    assert records[0]["refine_output"] == "8*2~61#8*2=16|7+16"
+
+
+def test_bad_refines_count_is_refused():
+    from reasonkit.evals.own_mistakes import OwnMistakesConfig
+
+    with pytest.raises(ValueError, match="--refines must be >= 0"):
+        OwnMistakesConfig(model="builtin", refines=-1)

@@ -71,6 +71,32 @@ def test_the_stream_is_rendered_with_the_runs_pack():
     assert len(closing) == summaries and all(closing)
 
 
+def test_a_compact3_stream_writes_refine_scratch_and_nothing_else_changes():
+    from reasonkit.packs import load_pack
+    from reasonkit.tasks.arith import training_examples
+    from reasonkit.tasks.arith.expr import parse, value_of
+
+    compact3 = load_pack("compact3")
+    pairs2 = list(training_examples("validation", n=400, seed=0, pack="compact2"))
+    pairs3 = list(training_examples("validation", n=400, seed=0, pack="compact3"))
+    refines = 0
+    for (prompt2, target2), (prompt3, target3) in zip(pairs2, pairs3):  # the same states and prompts
+        assert prompt3 == prompt2
+        if not prompt3.endswith("<refine>"):
+            assert target3 == target2
+            continue
+        refines += 1
+        scratch, _, rest = target3.partition("#")
+        assert rest == target2 and compact3.parse_refine(target3) == target2.strip()
+        calcs = [c.split("=") for c in target2.partition("|")[0].split(",") if "=" in c]
+        assert scratch == ",".join(
+            f"{lhs}~{value[0] * (value[0] == '-')}{value.lstrip('-')[::-1]}" for lhs, value in calcs
+        )
+        for lhs, value in calcs:  # the scratch holds the true values, digits reversed
+            assert value_of(parse(lhs)) == int(value)
+    assert refines >= 20
+
+
 def test_learning_rate_warms_up_then_decays_to_the_floor():
     cfg = TrainLMConfig(steps=100, warmup_steps=10, lr=1e-3, min_lr_ratio=0.1)
     assert learning_rate(cfg, 0) == pytest.approx(1e-4)
@@ -147,7 +173,10 @@ def test_a_damaged_checkpoint_fails_with_its_path(tmp_path):
         (["--vocab-size", "64"], "vocab_size must be >= 114"),
         (["--bucket-ratio", "1.5"], "bucket_ratio must be in"),
         (["--pack", "natural"], "does not use the built-in tokenizer's control tokens"),
-        (["--pack", "nope"], "no prompt pack 'nope': built-in packs are compact, compact2, natural"),
+        (
+            ["--pack", "nope"],
+            "no prompt pack 'nope': built-in packs are compact, compact2, compact3, natural",
+        ),
     ],
 )
 def test_bad_config_values_name_the_field(tmp_path, flags, message):

@@ -54,6 +54,7 @@ MARKERS = {
         "self_evaluate": "evaluate the current step", "reason_step": "reason exactly ONE more step",
     },
 }  # fmt: skip
+MARKERS["compact2"] = MARKERS["compact3"] = MARKERS["compact"]  # the same control tokens
 
 PROBLEM = Problem(id="p1", question="3+4*5-6", answer="17", kind="arith")
 
@@ -157,9 +158,17 @@ def test_debate_follows_the_chosen_plan_and_falls_back_to_plan_one(choice_text, 
     assert episode.steps == ["STEP"] and t.scores == (0,) * 7  # unparsable self-evaluation scores 0
 
 
-@pytest.mark.parametrize("pack_name, expected", [("compact", ["FIXED"]), ("natural", ["first", "FIXED"])])
-def test_refine_replaces_or_appends_as_the_pack_says(pack_name, expected):
-    lm = RecordingLM(pack_name, {"reason_step": "first", "refine": "FIXED", "final_check": "no",
+@pytest.mark.parametrize(
+    "pack_name, refined, expected",
+    [
+        ("compact", "FIXED", ["FIXED"]),
+        ("natural", "FIXED", ["first", "FIXED"]),
+        ("compact3", "2*3~6#FIXED", ["FIXED"]),  # the scratch work before the marker is dropped
+        ("compact2", "2*3~6#FIXED", ["2*3~6#FIXED"]),  # a pack without a marker keeps the text
+    ],
+)
+def test_refine_replaces_or_appends_as_the_pack_says(pack_name, refined, expected):
+    lm = RecordingLM(pack_name, {"reason_step": "first", "refine": refined, "final_check": "no",
                                  "self_evaluate": "3333333"})  # fmt: skip
     episode = Episode(PROBLEM, lm.pack)
     run_programs(lm, [episode.advance(REASON)])

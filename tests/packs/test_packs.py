@@ -25,7 +25,7 @@ from reasonkit.types import Problem
 
 COMPACT = load_pack("compact")
 NATURAL = load_pack("natural")
-PACKS = [COMPACT, load_pack("compact2"), NATURAL]
+PACKS = [COMPACT, load_pack("compact2"), load_pack("compact3"), NATURAL]
 ARITH = Problem(id="a", question="3+4*5", answer="23", kind="arith")
 PROBLEMS = [
     ARITH,
@@ -236,7 +236,7 @@ def test_user_pack_file_and_clear_errors(tmp_path) -> None:
     assert mine.name == "mine" and mine.cot(ARITH) == "Q:3+4*5=>"
     assert mine.reason_step(ARITH, STEPS) == COMPACT.reason_step(ARITH, STEPS)
 
-    with pytest.raises(PackError, match="built-in packs are compact, compact2, natural"):
+    with pytest.raises(PackError, match="built-in packs are compact, compact2, compact3, natural"):
         load_pack(tmp_path / "missing.yaml")
     (tmp_path / "broken.yaml").write_text("name: [unclosed\n")
     with pytest.raises(PackError, match="not valid YAML"):
@@ -267,6 +267,49 @@ def test_compact2_is_compact_with_a_closed_summarize_prompt() -> None:
     assert compact2.summarize(ARITH, [], ["4*5"], results) == "<q>3+4*5<sum>4*5=20<sum>"
     data, data2 = COMPACT.to_dict(), compact2.to_dict()
     assert {k for k in data if data[k] != data2[k]} == {"name", "description", "calls"}
+
+
+def test_compact3_refine_writes_reversed_values_before_the_step_and_parses_them_away() -> None:
+    compact2, compact3 = load_pack("compact2"), load_pack("compact3")
+    ours, theirs = _render_all(compact3, ARITH, STEPS), _render_all(compact2, ARITH, STEPS)
+    assert ours == theirs  # every prompt is compact2's; only refine's target and parser differ
+    data2, data3 = compact2.to_dict(), compact3.to_dict()
+    assert {k for k in data2 if data2[k] != data3[k]} == {
+        "name",
+        "description",
+        "calls",
+        "targets",
+        "parsers",
+    }
+    assert {c for c in data2["calls"] if data2["calls"][c] != data3["calls"][c]} == {"refine"}
+    # by hand: 934 least significant digit first is 439; the sign stays in front (-436 -> -634)
+    target = compact3.format_refine("68+866=934|934-286", [("68+866", 934)])
+    assert target == "68+866~439#68+866=934|934-286"
+    assert compact3.format_refine("1-437=-436|-436", [("1-437", "-436")]) == "1-437~-634#1-437=-436|-436"
+    two = compact3.format_refine("2*3=6,4*5=20|6+20", [("2*3", 6), ("4*5", 20)])
+    assert two == "2*3~6,4*5~02#2*3=6,4*5=20|6+20"
+    assert compact3.format_refine("|7", []) == "#|7"  # nothing computed: no scratch, the marker stays
+    assert compact3.parse_refine(target) == "68+866=934|934-286"
+    assert compact3.parse_refine("a~1#b~2#4*5=20|3+20\n") == "4*5=20|3+20"  # the text after the last marker
+    assert compact3.parse_refine("4*5=20|3+20") == "4*5=20|3+20"  # no scratch written: the whole output
+    for pack in (COMPACT, compact2, NATURAL):  # packs without scratch: target and output are the step
+        assert pack.format_refine("4*5=20|3+20", [("4*5", 20)]) == "4*5=20|3+20"
+        assert pack.parse_refine(" 4*5=20|3+20#x\n") == "4*5=20|3+20#x"
+
+
+def test_refine_scratch_needs_a_marker_and_the_step() -> None:
+    data = load_pack("compact3").to_dict()
+    cases = [
+        ({"parsers": {**data["parsers"], "refine": {}}}, "parsers.refine.after: targets.refine writes"),
+        ({"parsers": {**data["parsers"], "refine": {"after": "@"}}}, "a string that targets.refine writes"),
+        ({"parsers": {**data["parsers"], "refine": {"after": ""}}}, "must be a non-empty string"),
+        ({"targets": {**data["targets"], "refine": "{{scratch}}#"}}, r"must contain \{\{step\}\}"),
+        ({"targets": {**data["targets"], "refine": "{{scratc}}#{{step}}"}}, "unknown placeholder"),
+        ({"targets": {**data["targets"], "scratch": {"calc": "{{digits}}"}}}, "unknown placeholder"),
+    ]
+    for change, message in cases:
+        with pytest.raises(PackError, match=message):
+            PromptPack({**data, **change}, source="case")
 
 
 def test_a_pack_file_extends_another_and_names_bad_bases(tmp_path) -> None:

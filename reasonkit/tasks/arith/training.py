@@ -166,13 +166,23 @@ def sample_state(
 # ------------------------------------------------------------------ rendering with a pack
 
 
+def _calcs(step: str) -> list[tuple[str, str]]:
+    """A well-formed compact step's calculations as (lhs, value) texts."""
+    calcs_part = step.partition("|")[0]
+    return [(lhs, value) for lhs, _, value in (c.partition("=") for c in calcs_part.split(",") if c)]
+
+
 def restyle(pack: PromptPack, step: str) -> str:
     """A compact step written in ``pack``'s step style (malformed steps stay as they are)."""
     if not parse_step(step).well_formed:
         return step
-    calcs_part, _, expr = step.partition("|")
-    calcs = [tuple(c.split("=", 1)) for c in calcs_part.split(",") if c] if calcs_part else []
-    return pack.format_step([(lhs, value) for lhs, value in calcs], expr)
+    return pack.format_step(_calcs(step), step.partition("|")[2])
+
+
+def refine_target(pack: PromptPack, step: str) -> str:
+    """Refine's target for the teacher's corrected ``step``: the step in ``pack``'s style, with the
+    pack's scratch work for its calculations before it when the pack asks for it (compact3)."""
+    return pack.format_refine(restyle(pack, step), _calcs(step) if parse_step(step).well_formed else [])
 
 
 def _target(task: str, state: ArithState, pack: PromptPack, rng: random.Random) -> tuple[Prompt, str]:
@@ -184,10 +194,10 @@ def _target(task: str, state: ArithState, pack: PromptPack, rng: random.Random) 
     if task == "cot":
         gold = [restyle(pack, s) for s in gold_steps(parse(q))]
         return pack.cot(p), pack.format_cot(gold, p.answer)
-    if task in ("reason_step", "refine"):
-        call = pack.reason_step if task == "reason_step" else pack.refine
-        step = teacher.reason(q, steps) if task == "reason_step" else teacher.refine(q, steps)
-        return call(p, shown), restyle(pack, step)
+    if task == "reason_step":
+        return pack.reason_step(p, shown), restyle(pack, teacher.reason(q, steps))
+    if task == "refine":
+        return pack.refine(p, shown), refine_target(pack, teacher.refine(q, steps))
     if task == "final_check":
         return pack.final_check(p, shown), pack.format_yes_no(teacher.final_check(q, steps))
     if task == "self_evaluate":
