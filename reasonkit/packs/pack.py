@@ -14,7 +14,8 @@ the *targets* the arith teacher trains on (``format_*``; a full target is ``form
     (3, 3, 3, 1, 2, 1, 3)
 
 Built-in packs: ``compact`` (control tokens, for the built-in model), ``compact2`` (compact with a
-separator closing the summarize prompt; built-in v4 onwards) and ``natural`` (the paper's wording,
+separator closing the summarize prompt; built-in v4 onwards), ``compact3`` (compact2 whose refine
+writes each value least-significant digit first before the step) and ``natural`` (the paper's wording,
 for instruction-tuned LLMs). A pack file may start from another with ``extends:`` (a built-in name or
 a path relative to the file) and give only what differs. docs/prompt-packs.md documents the contract and the YAML format.
 """

@@ -60,6 +60,8 @@ TARGET_FIELDS: dict[str, set[str]] = {
     "refine": {"scratch", "step"},
     "scratch.calc": {"lhs", "value", "reversed"},
 }
+TARGET_KEYS = {"end", "step", "cot_sep", "answer", "subtasks", "plans", "choice", "yes_no", "scores"}
+TARGET_KEYS |= {"refine", "scratch"}  # refine's target around the step, and its scratch work (compact3)
 CALL_KEYS = {"prompt", "system", "user", "max_new_tokens", "stop", "temperature", "by_kind"}
 TOP_KEYS = {
     "name",
@@ -203,23 +205,7 @@ def _validate_calls(c: _Checker, fmt: str, calls: Mapping[str, Any]) -> None:
 
 
 def _validate_targets(c: _Checker, targets: Any) -> None:
-    t = c.mapping(
-        targets,
-        "targets",
-        {
-            "end",
-            "step",
-            "cot_sep",
-            "answer",
-            "subtasks",
-            "plans",
-            "choice",
-            "yes_no",
-            "scores",
-            "refine",
-            "scratch",
-        },
-    )
+    t = c.mapping(targets, "targets", TARGET_KEYS)
     step = c.mapping(t.get("step", {}), "targets.step", {"calc", "calc_sep", "text", "no_calc"})
     for part in ("calc", "text", "no_calc"):
         if part not in step:

@@ -156,10 +156,13 @@ def test_builtin_refines_a_wrong_calculation_and_scores_the_repaired_state(built
     from reasonkit.packs import load_pack
     from reasonkit.tasks.arith import make_problem, teacher
 
-    pack = load_pack("compact")
+    pack = load_pack(builtin.prompt_pack)  # the pack it declares
     problem = make_problem("95+(50+626)")  # a test-split state of arith.corrupted_states
     wrong = ["50+626=672|95+672"]
-    refined = builtin.generate([pack.refine(problem, wrong)], pack.sampling("refine"))[0][0].text
+    output = builtin.generate([pack.refine(problem, wrong)], pack.sampling("refine"))[0][0].text
+    # exactly the teacher's target in the model's pack (with compact3: "50+626~676#" before the step)
+    assert output == pack.format_refine("50+626=676|95+676", [("50+626", 676)])
+    refined = pack.parse_refine(output)
     assert refined == "50+626=676|95+676"
     text = builtin.generate([pack.self_evaluate(problem, [refined])], pack.sampling("self_evaluate"))[0][
         0

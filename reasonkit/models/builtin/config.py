@@ -82,7 +82,8 @@ class TrainLMConfig:
         default="compact",
         metadata=_help(
             "prompt pack the stream's prompts are rendered with, named in the export's reasonkit.json "
-            "(compact: v1-v3; compact2, whose summarize prompt ends with a separator: v4 on)"
+            "(compact: v1-v3; compact2, whose summarize prompt ends with a separator: v4; compact3, "
+            "compact2 with a refine that writes its digits least significant first, for round 6)"
         ),
     )
     # ---- model
@@ -205,7 +206,7 @@ class TrainLMConfig:
         if tuple(pack.control_tokens) != control_tokens():
             raise ValueError(
                 f"pack {self.pack!r} does not use the built-in tokenizer's control tokens "
-                f"{' '.join(control_tokens())}; train the built-in model with compact or compact2"
+                f"{' '.join(control_tokens())}; train the built-in model with compact, compact2 or compact3"
             )
         if self.workers < -1:
             raise ValueError(f"workers must be -1 (auto), 0 or a positive count, got {self.workers}")
