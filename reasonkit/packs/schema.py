@@ -60,8 +60,8 @@ TARGET_FIELDS: dict[str, set[str]] = {
     "refine": {"scratch", "step"},
     "scratch.calc": {"lhs", "value", "reversed"},
 }
-TARGET_KEYS = {"end", "step", "cot_sep", "answer", "subtasks", "plans", "choice", "yes_no", "scores"}
-TARGET_KEYS |= {"refine", "scratch"}  # refine's target around the step, and its scratch work (compact3)
+TARGET_KEYS = {"end", "step", "cot_sep", "answer", "subtasks", "plans", "choice", "yes_no", "scores", "refine",
+               "scratch"}  # fmt: skip
 CALL_KEYS = {"prompt", "system", "user", "max_new_tokens", "stop", "temperature", "by_kind"}
 TOP_KEYS = {
     "name",
